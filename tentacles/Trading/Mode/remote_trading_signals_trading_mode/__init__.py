@@ -1,0 +1,1 @@
+"""RemoteTradingSignalsTradingMode: copy a strategy feed's orders, sized to the local portfolio."""
