@@ -1,0 +1,385 @@
+"""The follower engine: applies validated strategy feed messages to one OctoBot exchange.
+
+Flow per message: decode + validate (core.signal_schema) -> dedup on `u` -> age check ->
+for each signal in dependency order: size (core.sizing) and act through the trading mode
+(so OctoBot's own order paths run) or the trader. Every order content yields one Outcome.
+Nothing here raises on bad input: a bad message or signal becomes a rejected Outcome and the
+next message is still applied.
+"""
+from __future__ import annotations
+
+import decimal
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import octobot_trading.enums as trading_enums
+
+from ..core import settings as settings_module
+from ..core import signal_schema as schema
+from ..core import sizing
+from . import exchange_view, order_builder
+from .order_map import OrderLink, OrderMap
+from .outcome import Outcome, Result
+
+Decimal = decimal.Decimal
+_MARKET_TYPES = (trading_enums.TraderOrderType.BUY_MARKET, trading_enums.TraderOrderType.SELL_MARKET)
+
+
+@dataclass
+class _Context:
+    message: schema.FeedMessage
+    now: Decimal
+    outcomes: list[Outcome]
+    failed_order_ids: set[str]
+
+
+class FollowerEngine:
+    def __init__(
+        self, exchange_manager: Any, settings: settings_module.FollowerSettings, order_map: OrderMap,
+        *, trading_mode: Any = None, clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.exchange_manager = exchange_manager
+        self.settings = settings
+        self.order_map = order_map
+        self.trading_mode = trading_mode
+        self.clock = clock
+        self.logger = logger or logging.getLogger("RemoteTradingSignalsFollower")
+
+    # ---- entry point -------------------------------------------------------------------
+    def validation_context(self) -> schema.ValidationContext:
+        exchange_type = schema.ExchangeType.FUTURE if self.exchange_manager.is_future else schema.ExchangeType.SPOT
+        return schema.ValidationContext(
+            symbols=exchange_view.known_symbols(self.exchange_manager),
+            exchange_type=exchange_type,
+            strategy_id=self.settings.trading_strategy or None,
+        )
+
+    async def apply_message(self, raw: Any) -> list[Outcome]:
+        """Apply one feed message (dict, JSON text or bytes). Never raises on bad input."""
+        try:
+            if isinstance(raw, (bytes, bytearray)):
+                raw = raw.decode("utf-8")
+            if isinstance(raw, str):
+                raw = json.loads(raw)
+            message = schema.parse_feed_message(raw, self.validation_context())
+        except (ValueError, UnicodeDecodeError, RecursionError) as err:
+            reason = str(err) if isinstance(err, schema.SignalValidationError) else f"not a feed message: {err}"
+            outcome = Outcome(_get(raw, "u"), _get(raw, "q"), None, None, Result.REJECTED, reason)
+            self._log(outcome)
+            return [outcome]
+        if self.order_map.was_applied(message.u):
+            return self._skip_all(message, f"duplicate message u={message.u}: already applied")
+        now = Decimal(str(self.clock()))
+        age_skip = sizing.check_signal_age(now, message.d, self.settings)
+        if age_skip is not None:
+            outcomes = self._skip_all(message, age_skip.reason)
+        else:
+            ctx = _Context(message, now, [], set())
+            for signal in schema.dependency_order(message.bundle):
+                await self._apply_signal(ctx, signal)
+            outcomes = ctx.outcomes
+        self.order_map.mark_applied(message.u)
+        await self.order_map.save()
+        return outcomes
+
+    # ---- dispatch ----------------------------------------------------------------------
+    async def _apply_signal(self, ctx: _Context, signal: schema.ParsedSignal | schema.RejectedSignal) -> None:
+        if isinstance(signal, schema.RejectedSignal):
+            if signal.order_id:
+                ctx.failed_order_ids.add(signal.order_id)
+            self._record(ctx, Outcome(ctx.message.u, ctx.message.q, signal.order_id, signal.action,
+                                      Result.REJECTED, str(signal.error)))
+            return
+        missing = [dep for dep in signal.depends_on_order_ids if dep in ctx.failed_order_ids]
+        content = signal.content
+        if isinstance(content, schema.PositionSignal):
+            await self._edit_leverage(ctx, content)
+            return
+        if missing:
+            self._skip_tree(ctx, content, f"depends on leader order {missing[0]}, which was not applied")
+            return
+        handler = {
+            schema.OrderAction.CREATE: self._create,
+            schema.OrderAction.EDIT: self._edit,
+            schema.OrderAction.CANCEL: self._cancel,
+            schema.OrderAction.ADD_TO_GROUP: self._add_to_group,
+        }[content.action]
+        try:
+            await handler(ctx, content)
+        except Exception as err:  # an exchange error must not stop the feed: report and go on
+            self.logger.exception("unexpected error applying %s %s", content.action.value, content.order_id)
+            self._skip_tree(ctx, content, f"exchange error: {err.__class__.__name__}: {err}")
+
+    # ---- create ------------------------------------------------------------------------
+    async def _create(self, ctx: _Context, signal: schema.OrderSignal) -> None:
+        existing = self._find_local(signal.order_id)
+        if existing is not None or self.order_map.local_id(signal.order_id):
+            self._skip_tree(ctx, signal, f"leader order {signal.order_id} already copied")
+            return
+        my_price = exchange_view.mark_price(self.exchange_manager, signal.symbol)
+        if my_price is None:
+            self._skip_tree(ctx, signal, f"no price for {signal.symbol} yet")
+            return
+        limits = exchange_view.market_limits(self.exchange_manager, signal.symbol)
+        parent_id = signal.chained_to or signal.bundled_with
+        if parent_id:
+            await self._create_chained_to_existing(ctx, signal, parent_id, my_price, limits)
+            return
+        if signal.order_type in _MARKET_TYPES and signal.current is not None:
+            deviation = sizing.check_price_deviation(my_price, signal.current, self.settings)
+            if deviation is not None:
+                self._skip_tree(ctx, signal, deviation.reason)
+                return
+        plan = self._size(signal, my_price, limits)
+        if isinstance(plan, sizing.Skip):
+            self._skip_tree(ctx, signal, plan.reason)
+            return
+        order = order_builder.build_order(self.exchange_manager, self._strategy(signal), signal, plan, my_price)
+        children = await self._attach_children(ctx, signal, order, plan.quantity, my_price, limits)
+        created = await self._submit(order)
+        if created is None:
+            self._skip_tree(ctx, signal, "the exchange refused the order")
+            return
+        self._link(signal, created, plan.quantity)
+        self._record(ctx, self._outcome(ctx, signal, Result.CREATED, plan_note(plan), [created]))
+        for child_signal, child_order, child_qty in children:
+            self._link(child_signal, child_order, child_qty)
+            self._record(ctx, self._outcome(ctx, child_signal, Result.CREATED, f"chained to {signal.order_id}",
+                                            [child_order]))
+
+    def _size(self, signal: schema.OrderSignal, my_price: Decimal, limits: sizing.MarketLimits,
+              share: schema.Share | None = None) -> sizing.OrderPlan | sizing.Skip:
+        exchange_type = schema.ExchangeType.FUTURE if self.exchange_manager.is_future else schema.ExchangeType.SPOT
+        return sizing.size_entry(
+            signal, exchange_view.holdings(self.exchange_manager, signal.symbol), my_price, limits, self.settings,
+            exchange_type, futures_max_size=exchange_view.futures_max_size(self.exchange_manager, signal.symbol, my_price),
+            share=share,
+        )
+
+    async def _attach_children(
+        self, ctx: _Context, parent_signal: schema.OrderSignal, parent_order: Any, parent_qty: Decimal,
+        my_price: Decimal, limits: sizing.MarketLimits,
+    ) -> list[tuple[schema.OrderSignal, Any, Decimal]]:
+        """Chain the leader's additional orders (stop-loss / take-profit...) to my copy, sized alike."""
+        attached: list[tuple[schema.OrderSignal, Any, Decimal]] = []
+        for child in parent_signal.additional_orders:
+            plan = self._linked_plan(parent_signal.quantity, parent_qty, child, limits)
+            if isinstance(plan, sizing.Skip):
+                self._skip_tree(ctx, child, plan.reason)
+                continue
+            child_order = order_builder.build_order(self.exchange_manager, self._strategy(child), child, plan, my_price)
+            await order_builder.chain(parent_order, child_order, child)
+            attached.append((child, child_order, plan.quantity))
+            # grandchildren hang on this child the same way
+            attached.extend(await self._attach_children(ctx, child, child_order, plan.quantity, my_price, limits))
+        return attached
+
+    def _linked_plan(self, leader_parent_qty: Decimal | None, my_parent_qty: Decimal, child: schema.OrderSignal,
+                     limits: sizing.MarketLimits) -> sizing.OrderPlan | sizing.Skip:
+        if not leader_parent_qty or child.quantity is None:
+            return sizing.Skip(f"cannot size chained order {child.order_id}: leader quantities missing")
+        plan = sizing.size_linked(leader_parent_qty, my_parent_qty, child.quantity, limits)
+        if isinstance(plan, sizing.Skip):
+            return plan
+        price = child.limit_price or child.stop_price
+        adapted = sizing.adapt_price(price, limits) if price is not None else None
+        stop = sizing.adapt_price(child.stop_price, limits) if child.stop_price is not None else None
+        return sizing.OrderPlan(plan.quantity, adapted, stop, plan.notes)
+
+    async def _create_chained_to_existing(self, ctx: _Context, signal: schema.OrderSignal, parent_id: str,
+                                          my_price: Decimal, limits: sizing.MarketLimits) -> None:
+        link = self.order_map.links.get(parent_id)
+        parent = self._find_local(parent_id)
+        if link is None or parent is None:
+            self._skip_tree(ctx, signal, f"chained to leader order {parent_id}, which I have not copied")
+            return
+        plan = self._linked_plan(Decimal(link.leader_quantity), Decimal(link.local_quantity), signal, limits)
+        if isinstance(plan, sizing.Skip):
+            self._skip_tree(ctx, signal, plan.reason)
+            return
+        order = order_builder.build_order(self.exchange_manager, self._strategy(signal), signal, plan, my_price)
+        if parent.is_open() or parent.is_pending_creation():
+            await order_builder.chain(parent, order, signal)
+            created = order
+        else:
+            created = await self._submit(order)
+        if created is None:
+            self._skip_tree(ctx, signal, "the exchange refused the order")
+            return
+        self._link(signal, created, plan.quantity)
+        self._record(ctx, self._outcome(ctx, signal, Result.CREATED, f"chained to {parent_id}", [created]))
+
+    async def _submit(self, order: Any) -> Any:
+        if self.trading_mode is not None:
+            return await self.trading_mode.create_order(order)
+        return await self.exchange_manager.trader.create_order(order)
+
+    # ---- edit / cancel / group -----------------------------------------------------------
+    async def _edit(self, ctx: _Context, signal: schema.OrderSignal) -> None:
+        order = self._find_local(signal.order_id, signal)
+        if order is None:
+            self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
+            return
+        if not order.is_open():
+            self._skip(ctx, signal, f"my copy of {signal.order_id} is {order.status.value}, not open")
+            return
+        limits = exchange_view.market_limits(self.exchange_manager, order.symbol)
+        my_price = exchange_view.mark_price(self.exchange_manager, order.symbol) or order.origin_price
+        quantity = None
+        if signal.updated_target_amount is not None:
+            plan = self._size(signal, my_price, limits, share=signal.updated_target_amount)
+            if isinstance(plan, sizing.Skip):
+                self._skip(ctx, signal, plan.reason)
+                return
+            quantity = plan.quantity
+        price = sizing.adapt_price(signal.updated_limit_price, limits) if signal.updated_limit_price else None
+        stop = sizing.adapt_price(signal.updated_stop_price, limits) if signal.updated_stop_price else None
+        if quantity is None and price is None and stop is None:
+            self._skip(ctx, signal, "edit changes nothing I can apply")
+            return
+        if self.trading_mode is not None:
+            changed = await self.trading_mode.edit_order(order, edited_quantity=quantity, edited_price=price,
+                                                         edited_stop_price=stop)
+        else:
+            changed = await self.exchange_manager.trader.edit_order(order, edited_quantity=quantity,
+                                                                    edited_price=price, edited_stop_price=stop)
+        if not changed:
+            self._skip(ctx, signal, "edit left my order unchanged")
+            return
+        link = self.order_map.links.get(signal.order_id)
+        if link is not None and quantity is not None:
+            link.local_quantity = str(quantity)
+            if signal.quantity is not None:
+                link.leader_quantity = str(signal.quantity)
+        self._record(ctx, self._outcome(ctx, signal, Result.EDITED, None, [order]))
+
+    async def _cancel(self, ctx: _Context, signal: schema.OrderSignal) -> None:
+        order = self._find_local(signal.order_id, signal)
+        if order is None:
+            self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
+            return
+        if not (order.is_open() or order.is_pending_creation() or order.is_waiting_for_chained_trigger):
+            self.order_map.unlink(signal.order_id)
+            self._skip(ctx, signal, f"my copy of {signal.order_id} is already {order.status.value}")
+            return
+        if self.trading_mode is not None:
+            cancelled, _ = await self.trading_mode.cancel_order(order)
+        else:
+            cancelled = await self.exchange_manager.trader.cancel_order(order)
+        if not cancelled:
+            self._skip(ctx, signal, "the exchange did not cancel my order")
+            return
+        self.order_map.unlink(signal.order_id)
+        self._record(ctx, self._outcome(ctx, signal, Result.CANCELLED, None, [order]))
+
+    async def _add_to_group(self, ctx: _Context, signal: schema.OrderSignal) -> None:
+        order = self._find_local(signal.order_id, signal)
+        if order is None:
+            self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
+            return
+        group = order_builder.order_group(self.exchange_manager, self._strategy(signal), signal)
+        order.add_to_order_group(group)
+        self._record(ctx, self._outcome(ctx, signal, Result.EDITED, f"added to group {signal.group_id}", [order]))
+
+    async def _edit_leverage(self, ctx: _Context, signal: schema.PositionSignal) -> None:
+        outcome = Outcome(ctx.message.u, ctx.message.q, None, signal.action, Result.SKIPPED, symbol=signal.symbol)
+        if not self.exchange_manager.is_future:
+            outcome.result, outcome.reason = Result.REJECTED, "leverage: leverage edits need a futures exchange"
+        else:
+            side = trading_enums.PositionSide(signal.side) if signal.side else None
+            changed = await self.exchange_manager.trader.set_leverage(signal.symbol, side, signal.leverage)
+            outcome.result = Result.EDITED if changed else Result.SKIPPED
+            outcome.reason = f"leverage {signal.leverage}" if changed else f"leverage already {signal.leverage}"
+        self._record(ctx, outcome)
+
+    # ---- lookups and bookkeeping -------------------------------------------------------
+    def _find_local(self, leader_order_id: str, signal: schema.OrderSignal | None = None) -> Any:
+        orders_manager = self.exchange_manager.exchange_personal_data.orders_manager
+        local_id = self.order_map.local_id(leader_order_id)
+        if local_id is not None:
+            order = orders_manager.get_order(local_id) if orders_manager.has_order(local_id) else None
+            return order if order is not None else self._find_chained(local_id)
+        if signal is None or signal.side is None or signal.order_type is None:
+            return None
+        return self._match_loaded_order(signal)
+
+    def _find_chained(self, local_id: str) -> Any:
+        # chained orders wait inside their parent until it fills: they are not in the orders manager yet
+        orders_manager = self.exchange_manager.exchange_personal_data.orders_manager
+        for order in orders_manager.get_all_orders():
+            for chained in getattr(order, "chained_orders", ()):
+                if chained.order_id == local_id:
+                    return chained
+        return None
+
+    def _match_loaded_order(self, signal: schema.OrderSignal) -> Any:
+        """Fallback for orders loaded from the exchange (not in my map): same symbol, side, type, price."""
+        linked = {link.local_order_id for link in self.order_map.links.values()}
+        price = signal.limit_price or signal.stop_price
+        matches = [
+            order for order in self.exchange_manager.exchange_personal_data.orders_manager.get_open_orders(
+                symbol=signal.symbol)
+            if order.order_id not in linked and order.side.value == signal.side.value
+            and order.order_type is signal.order_type and price is not None and order.origin_price == price
+        ]
+        return matches[0] if len(matches) == 1 else None
+
+    def _link(self, signal: schema.OrderSignal, order: Any, quantity: Decimal) -> None:
+        self.order_map.link(signal.order_id, OrderLink(
+            local_order_id=str(order.order_id), symbol=signal.symbol,
+            leader_quantity=str(signal.quantity if signal.quantity is not None else quantity),
+            local_quantity=str(quantity),
+        ))
+
+    def _strategy(self, signal: schema.OrderSignal) -> str:
+        return self.settings.trading_strategy or signal.strategy or "strategy"
+
+    def _outcome(self, ctx: _Context, signal: schema.OrderSignal, result: Result, reason: str | None,
+                 orders: list[Any]) -> Outcome:
+        return Outcome(ctx.message.u, ctx.message.q, signal.order_id, signal.action.value, result, reason,
+                       [order_builder.describe(order) for order in orders], symbol=signal.symbol,
+                       leader_quantity=None if signal.quantity is None else str(signal.quantity))
+
+    def _skip(self, ctx: _Context, signal: schema.OrderSignal, reason: str) -> None:
+        ctx.failed_order_ids.add(signal.order_id)
+        self._record(ctx, self._outcome(ctx, signal, Result.SKIPPED, reason, []))
+
+    def _skip_tree(self, ctx: _Context, signal: schema.OrderSignal, reason: str) -> None:
+        self._skip(ctx, signal, reason)
+        for child in signal.additional_orders:
+            self._skip_tree(ctx, child, f"parent {signal.order_id} skipped: {reason}")
+
+    def _skip_all(self, message: schema.FeedMessage, reason: str) -> list[Outcome]:
+        ctx = _Context(message, Decimal(0), [], set())
+        for signal in message.bundle.signals:
+            if isinstance(signal, schema.RejectedSignal):
+                self._record(ctx, Outcome(message.u, message.q, signal.order_id, signal.action, Result.SKIPPED, reason))
+            elif isinstance(signal.content, schema.OrderSignal):
+                self._skip_tree(ctx, signal.content, reason)
+            else:
+                self._record(ctx, Outcome(message.u, message.q, None, signal.content.action, Result.SKIPPED, reason))
+        return ctx.outcomes
+
+    def _record(self, ctx: _Context, outcome: Outcome) -> None:
+        ctx.outcomes.append(outcome)
+        self._log(outcome)
+
+    def _log(self, outcome: Outcome) -> None:
+        level = logging.INFO if outcome.applied else logging.WARNING
+        self.logger.log(level, "signal %s", outcome.log_line())
+
+
+def plan_note(plan: sizing.OrderPlan) -> str | None:
+    return "; ".join(plan.notes) if plan.notes else None
+
+
+def _get(raw: Any, key: str) -> Any:
+    value = raw.get(key) if isinstance(raw, dict) else None
+    if key == "q":
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return value if isinstance(value, str) and len(value) <= 128 else None

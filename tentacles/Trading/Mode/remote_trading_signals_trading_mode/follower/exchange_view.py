@@ -1,0 +1,91 @@
+"""Read what sizing needs from an OctoBot exchange manager, as plain Decimal values."""
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+import octobot_commons.constants as commons_constants
+import octobot_trading.personal_data as personal_data
+
+from ..core import sizing
+
+Decimal = decimal.Decimal
+
+
+def split_symbol(symbol: str) -> tuple[str, str]:
+    base, _, rest = symbol.partition("/")
+    return base, rest.split(":")[0]
+
+
+def holdings(exchange_manager: Any, symbol: str) -> sizing.Holdings:
+    portfolio = exchange_manager.exchange_personal_data.portfolio_manager.portfolio
+    base, quote = split_symbol(symbol)
+    base_asset = portfolio.get_currency_portfolio(base)
+    quote_asset = portfolio.get_currency_portfolio(quote)
+    return sizing.Holdings(
+        base_total=base_asset.total, base_available=base_asset.available,
+        quote_total=quote_asset.total, quote_available=quote_asset.available,
+    )
+
+
+def mark_price(exchange_manager: Any, symbol: str) -> Decimal | None:
+    """My current price, or None when the exchange has not sent one yet."""
+    try:
+        symbol_data = exchange_manager.exchange_symbols_data.get_exchange_symbol_data(symbol, allow_creation=False)
+    except KeyError:
+        return None
+    prices_manager = symbol_data.prices_manager
+    if not prices_manager.valid_price_received_event.is_set():
+        return None
+    price = prices_manager.mark_price
+    return Decimal(price) if price else None
+
+
+def _step(precision: Any) -> Decimal | None:
+    """ccxt precision is either a number of decimals (int) or a tick size (fraction)."""
+    if precision is None:
+        return None
+    value = Decimal(str(precision))
+    if value >= 1 and value == value.to_integral_value():
+        return Decimal(1).scaleb(-int(value))
+    return value if value > 0 else None
+
+
+def _limit(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    value = Decimal(str(value))
+    return value if value > 0 else None
+
+
+def market_limits(exchange_manager: Any, symbol: str) -> sizing.MarketLimits:
+    market = exchange_manager.exchange.get_market_status(symbol, with_fixer=False) or {}
+    precision = market.get("precision") or {}
+    limits = market.get("limits") or {}
+    amount = limits.get("amount") or {}
+    cost = limits.get("cost") or {}
+    return sizing.MarketLimits(
+        amount_step=_step(precision.get("amount")),
+        price_step=_step(precision.get("price")),
+        min_amount=_limit(amount.get("min")),
+        max_amount=_limit(amount.get("max")),
+        min_cost=_limit(cost.get("min")),
+        max_cost=_limit(cost.get("max")),
+    )
+
+
+def futures_max_size(exchange_manager: Any, symbol: str, price: Decimal) -> Decimal | None:
+    """The leader's own denominator for futures shares: total margin x leverage / price."""
+    if not exchange_manager.is_future:
+        return None
+    try:
+        _, _, market_quantity = personal_data.get_portfolio_amounts(
+            exchange_manager, symbol, price, portfolio_type=commons_constants.PORTFOLIO_TOTAL
+        )
+    except Exception:  # no contract loaded for this symbol: sizing skips with a reason
+        return None
+    return Decimal(market_quantity)
+
+
+def known_symbols(exchange_manager: Any) -> frozenset[str]:
+    return frozenset(exchange_manager.exchange_config.traded_symbol_pairs)

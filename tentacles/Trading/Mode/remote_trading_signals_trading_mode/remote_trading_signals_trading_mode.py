@@ -1,0 +1,193 @@
+"""RemoteTradingSignalsTradingMode: copies a strategy feed's orders, sized to my portfolio.
+
+A thin adapter between OctoBot and this package's cores: user inputs -> core.settings,
+feed messages -> follower.engine (validation, sizing, orders). Live, messages come from the
+strategy hub through the feed bridge; in backtesting, from a journal file replayed on the
+backtest clock; in `octobot-signals replay`, straight from the command.
+"""
+from __future__ import annotations
+
+import asyncio
+import decimal
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import octobot_commons.channels_name as channels_name
+import octobot_commons.enums as commons_enums
+import octobot_trading.enums as trading_enums
+import octobot_trading.modes as trading_modes
+
+from .core import settings as settings_module
+from .follower.engine import FollowerEngine
+from .follower.journal import JournalFeeder
+from .follower.order_map import OrderMap
+from .follower.outcome import Outcome
+
+Decimal = decimal.Decimal
+DATA_DIR_ENV = "OCTOBOT_SIGNALS_DATA_DIR"
+_DEFAULT_DATA_DIR = Path("user") / "data" / "remote_trading_signals"
+_UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
+    """Follow a strategy: every create / edit / cancel it publishes becomes my own sized order."""
+
+    def __init__(self, config: dict, exchange_manager: Any) -> None:
+        super().__init__(config, exchange_manager)
+        self.settings = settings_module.FollowerSettings()
+        self.data_dir: Path | None = None  # set by harnesses (replay, tests); else env or OctoBot's user/data
+
+    # ---- OctoBot class API -------------------------------------------------------------
+    def get_mode_producer_classes(self) -> list:
+        return [RemoteTradingSignalsModeProducer]
+
+    def get_mode_consumer_classes(self) -> list:
+        return [RemoteTradingSignalsModeConsumer]
+
+    @classmethod
+    def get_supported_exchange_types(cls) -> list:
+        return [trading_enums.ExchangeTypes.SPOT, trading_enums.ExchangeTypes.FUTURE]
+
+    @classmethod
+    def get_is_symbol_wildcard(cls) -> bool:
+        return True  # one instance per exchange: the feed decides which symbol each signal is for
+
+    @staticmethod
+    def is_backtestable() -> bool:
+        return True  # backtests replay a strategy journal (user input journal_path)
+
+    def is_following_trading_signals(self) -> bool:
+        return True
+
+    def init_user_inputs(self, inputs: dict) -> None:
+        """The inputs OctoBot's web UI renders; defaults match config/RemoteTradingSignalsTradingMode.json."""
+        d = settings_module.FollowerSettings()
+        ui, text, number, boolean = self.UI, commons_enums.UserInputTypes.TEXT, \
+            commons_enums.UserInputTypes.FLOAT, commons_enums.UserInputTypes.BOOLEAN
+        ui.user_input("trading_strategy", text, d.trading_strategy, inputs,
+                      title="Strategy to follow: the strategy id on the hub (letters, digits, _ and -).")
+        ui.user_input("hub_url", text, d.hub_url, inputs,
+                      title="Strategy hub URL, e.g. https://signals.example.org (leave empty to backtest a journal).")
+        ui.user_input("follower_token", text, d.follower_token, inputs,
+                      title="Follower token given by the hub (kept secret, never logged).",
+                      other_schema_values={"format": "password"})
+        ui.user_input("public_key", text, d.public_key, inputs,
+                      title="Strategy publisher's Ed25519 public key (base64). When set, unsigned or forged "
+                            "signals are refused.")
+        ui.user_input("sizing", commons_enums.UserInputTypes.OPTIONS, d.sizing.value, inputs,
+                      options=[mode.value for mode in settings_module.SizingMode],
+                      title="Order sizing: portfolio_percent = the leader's share of its portfolio applied to "
+                            "mine; leader_quantity_ratio = leader quantity x ratio; fixed_quote_amount = a fixed "
+                            "quote amount per entry.")
+        ui.user_input("leader_quantity_ratio", number, float(d.leader_quantity_ratio), inputs,
+                      min_val=0, max_val=1000, title="Ratio applied to the leader's quantity "
+                                                     "(leader_quantity_ratio sizing).")
+        ui.user_input("fixed_quote_amount", number, float(d.fixed_quote_amount), inputs, min_val=0,
+                      title="Quote amount per entry order, e.g. 50 for 50 USDT (fixed_quote_amount sizing).")
+        ui.user_input("max_volume", number, float(d.max_volume), inputs, min_val=0, max_val=100,
+                      title="Maximum size of one order, in % of the holdings it uses (buys and sells).")
+        ui.user_input("round_to_minimal_size_if_necessary", boolean, d.round_to_minimal_size_if_necessary, inputs,
+                      title="Round an order up to the exchange minimum when it is smaller and funds allow it.")
+        ui.user_input("max_signal_age_seconds", commons_enums.UserInputTypes.INT, d.max_signal_age_seconds, inputs,
+                      min_val=0, max_val=7 * 24 * 3600,
+                      title="Ignore signals older than this many seconds (0 = no limit).")
+        ui.user_input("max_price_deviation_percent", number, float(d.max_price_deviation_percent), inputs,
+                      min_val=0, max_val=100,
+                      title="Refuse a market copy when my price is this % away from the leader's (0 = no check).")
+        ui.user_input("journal_path", text, d.journal_path, inputs,
+                      title="Backtesting only: strategy journal file (JSON lines from the hub's history).")
+
+    # ---- runtime -----------------------------------------------------------------------
+    def resolve_data_dir(self) -> Path:
+        if self.data_dir is not None:
+            return self.data_dir
+        env = os.environ.get(DATA_DIR_ENV)
+        return Path(env) if env else _DEFAULT_DATA_DIR
+
+    def order_map_path(self) -> Path:
+        strategy = _UNSAFE_FILE_CHARS.sub("_", self.settings.trading_strategy or "default")
+        exchange = _UNSAFE_FILE_CHARS.sub("_", self.exchange_manager.exchange_name)
+        return self.resolve_data_dir() / f"order_map_{exchange}_{strategy}.json"
+
+    def get_consumer(self) -> RemoteTradingSignalsModeConsumer:
+        for consumer in self.consumers:
+            if isinstance(consumer, RemoteTradingSignalsModeConsumer):
+                return consumer
+        raise RuntimeError("RemoteTradingSignalsTradingMode is not initialized")
+
+    async def apply_feed_message(self, raw: Any) -> list[Outcome]:
+        """Apply one strategy feed message (dict or JSON text); returns what was done with each order."""
+        return await self.get_consumer().apply_feed_message(raw)
+
+
+class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer):
+    """Owns the follower engine: one feed message at a time, in order."""
+
+    def __init__(self, trading_mode: RemoteTradingSignalsTradingMode) -> None:
+        super().__init__(trading_mode)
+        self.engine: FollowerEngine | None = None
+        self._lock = asyncio.Lock()
+
+    def build_engine(self) -> FollowerEngine:
+        mode: RemoteTradingSignalsTradingMode = self.trading_mode
+        order_map = OrderMap.load(mode.order_map_path())
+        if order_map.load_warning:
+            self.logger.warning(order_map.load_warning)
+        clock = mode.exchange_manager.exchange.get_exchange_current_time
+        return FollowerEngine(mode.exchange_manager, mode.settings, order_map, trading_mode=mode, clock=clock,
+                              logger=None)
+
+    async def apply_feed_message(self, raw: Any) -> list[Outcome]:
+        async with self._lock:  # feed order is trading order: never interleave two messages
+            if self.engine is None:
+                self.engine = self.build_engine()
+            return await self.engine.apply_message(raw)
+
+
+class RemoteTradingSignalsModeProducer(trading_modes.AbstractTradingModeProducer):
+    """Connects the feed: hub subscription live, journal replay in backtesting."""
+
+    def __init__(self, channel: Any, config: dict, trading_mode: Any, exchange_manager: Any) -> None:
+        super().__init__(channel, config, trading_mode, exchange_manager)
+        self.journal: JournalFeeder | None = None
+        self.subscription: Any = None
+
+    def get_channels_registration(self) -> list:
+        # only a backtest needs the clock (candles); live signals arrive through the feed
+        if self.exchange_manager.is_backtesting and self.trading_mode.settings.journal_path:
+            return [channels_name.OctoBotTradingChannelsName.OHLCV_CHANNEL.value]
+        return []
+
+    def on_reload_config(self) -> None:
+        super().on_reload_config()
+        mode: RemoteTradingSignalsTradingMode = self.trading_mode
+        try:
+            mode.settings = settings_module.settings_from_config(mode.trading_config or {})
+        except settings_module.SettingsError as err:
+            # an invalid setting must not start copying with surprising values: keep following nothing
+            self.logger.error(f"Invalid RemoteTradingSignalsTradingMode setting, not following: {err}")
+            mode.settings = settings_module.FollowerSettings()
+
+    async def start(self) -> None:
+        await super().start()
+        mode: RemoteTradingSignalsTradingMode = self.trading_mode
+        settings = mode.settings
+        if self.exchange_manager.is_backtesting and settings.journal_path:
+            self.journal = JournalFeeder.load(Path(settings.journal_path), self.logger)
+        elif settings.hub_url and settings.trading_strategy and not self.exchange_manager.is_backtesting:
+            from .feed.subscription import subscribe_mode  # network code only when following live
+            self.subscription = await subscribe_mode(mode, self.logger)
+
+    async def ohlcv_callback(self, exchange: str, exchange_id: str, cryptocurrency: str, symbol: str,
+                             time_frame: str, candle: Any, init_call: bool = False) -> None:
+        if self.journal is not None:
+            now = Decimal(str(self.exchange_manager.exchange.get_exchange_current_time()))
+            await self.journal.feed_until(now, self.trading_mode.apply_feed_message)
+
+    async def stop(self) -> None:
+        if self.subscription is not None:
+            await self.subscription.stop()
+            self.subscription = None
+        await super().stop()
