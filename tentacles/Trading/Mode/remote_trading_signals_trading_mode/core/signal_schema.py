@@ -734,13 +734,27 @@ def dependency_order(bundle: SignalBundle) -> list[ParsedSignal | RejectedSignal
                 needed |= provides_symbols.get(symbol, set())
         needed.discard(signal.index)
         waits_for[signal.index] = needed
+    # edges inside a cycle are dropped: signals of a cycle keep their bundle order
+    reach = {index: _reachable(index, waits_for) for index in waits_for}
+    for index, needed in waits_for.items():
+        waits_for[index] = {other for other in needed if index not in reach[other]}
     placed: set[int] = set()
     ordered: list[ParsedSignal | RejectedSignal] = []
     pending = signals[:]
     while pending:
-        ready = next((s for s in pending if waits_for[s.index] <= placed), None)
-        chosen = ready if ready is not None else pending[0]  # cycle: keep bundle order
+        chosen = next((s for s in pending if waits_for[s.index] <= placed), pending[0])
         pending.remove(chosen)
         placed.add(chosen.index)
         ordered.append(chosen)
     return ordered
+
+
+def _reachable(start: int, edges: dict[int, set[int]]) -> set[int]:
+    seen: set[int] = set()
+    stack = list(edges[start])
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack.extend(edges[node])
+    return seen
