@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from .args import UsageError
 

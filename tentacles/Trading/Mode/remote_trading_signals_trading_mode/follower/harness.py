@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import tempfile
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,8 @@ async def follower_on_sim_exchange(
         if data_dir is None:
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="octobot-signals-follower-")))
         async with sim_exchange(spec) as sim:
+            # the simulated clock starts at "now" so live-looking signals are not judged stale
+            sim.exchange_manager.backtesting.time_manager.current_timestamp = time.time()
             mode = RemoteTradingSignalsTradingMode(sim.config, sim.exchange_manager)
             mode.data_dir = data_dir
             await mode.initialize(trading_config=trading_config, auto_start=False)

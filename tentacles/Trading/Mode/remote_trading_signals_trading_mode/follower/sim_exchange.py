@@ -169,6 +169,7 @@ async def sim_exchange(spec: SimExchangeSpec) -> AsyncIterator[SimExchange]:
     backtesting = None
     exchange_manager = None
     try:
+        await importer.initialize()  # a provided importer is used as is: load its description first
         backtesting = await backtesting_api.initialize_backtesting(
             config, exchange_ids=[], matrix_id=None, data_files=[data_file],
             importers_by_data_file={data_file: importer},

@@ -1,0 +1,117 @@
+"""Hostile inputs through the real mode: each refused with a reason naming the problem, nothing placed,
+and the next valid signal still applied."""
+from __future__ import annotations
+
+import copy
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+import signal_factory as sf
+from octobot_signals.follower.harness import follower_on_sim_exchange
+from octobot_signals.follower.sim_exchange import SimExchangeSpec
+
+
+def _msg(**content_overrides: Any) -> dict[str, Any]:
+    content = sf.order_content(order_type="buy_limit", limit_price=19000.0)
+    content.update(content_overrides)
+    return sf.message(sf.signal(content))
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """A valid message with one envelope / bundle key replaced (value None deletes it)."""
+    message = _msg()
+    target = message
+    keys = path.split(".")
+    for key in keys[:-1]:
+        target = target[int(key)] if key.isdigit() else target[key]
+    if value is _DELETE:
+        del target[keys[-1]]
+    else:
+        target[keys[-1]] = value
+    return message
+
+
+_DELETE = object()
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    content = sf.order_content(order_type="buy_limit", limit_price=19000.0)
+    node = content
+    for level in range(depth):
+        child = sf.order_content(side="sell", order_type="sell_limit", limit_price=21000.0,
+                                 order_id=f"child{level}", chained_to=node["order_id"])
+        node["additional_orders"] = [child]
+        node = child
+    return sf.message(sf.signal(content))
+
+
+HOSTILE: list[tuple[str, Any, str]] = [
+    ("garbage text", "{not json", "not a feed message"),
+    ("json array", "[1, 2, 3]", "expected an object"),
+    ("json number", "42", "expected an object"),
+    ("empty object", {}, "u"),
+    ("missing s", _with("s", _DELETE), "s"),
+    ("s is a list", _with("s", []), "s"),
+    ("u is a number", _with("u", 12), "u"),
+    ("u huge", _with("u", "x" * 1_000_000), "u"),
+    ("bad channel type", _with("t", "x"), "t"),
+    ("version 2.0.0", _with("v", "2.0.0"), "v"),
+    ("version 0.9", _with("v", "0.9"), "v"),
+    ("version garbage", _with("v", "abc"), "v"),
+    ("bundle version 3", _with("s.version", "3.0.0"), "version"),
+    ("q is bool", _with("q", True), "q"),
+    ("q negative", _with("q", -4), "q"),
+    ("d is nan", _with("d", float("nan")), "d"),
+    ("identifier not url-safe", _with("s.identifier", "../../etc"), "identifier"),
+    ("other strategy id", _with("s.identifier", "someone-else"), "identifier"),
+    ("signals not a list", _with("s.signals", {"a": 1}), "signals"),
+    ("no signals", _with("s.signals", []), "signals"),
+    ("too many signals", _with("s.signals", [sf.signal(sf.order_content())] * 101), "signals"),
+    ("unknown topic", sf.message({"topic": "weather", "content": {}, "dependencies": None}), "topic"),
+    ("share zero", _msg(target_amount="0%"), "target_amount"),
+    ("share over 100", _msg(target_amount="150%"), "target_amount"),
+    ("share negative", _msg(target_amount="-5%"), "target_amount"),
+    ("share garbage", _msg(target_amount="lots"), "target_amount"),
+    ("share is a float", _msg(target_amount=float("inf")), "target_amount"),
+    ("limit price inf", _msg(limit_price="Infinity"), "limit_price"),
+    ("limit price negative", _msg(limit_price=-19000.0), "limit_price"),
+    ("limit price bool", _msg(limit_price=True), "limit_price"),
+    ("quantity 1e999", _msg(quantity="1e999"), "quantity"),
+    ("unknown order type", _msg(type="moon_order"), "type"),
+    ("unknown action", _msg(action="explode"), "action"),
+    ("unknown side", _msg(side="up"), "side"),
+    ("missing order id", _msg(order_id=None), "order_id"),
+    ("order id huge", _msg(order_id="o" * 100_000), "order_id"),
+    ("unknown symbol", _msg(symbol="DOGE/EUR"), "symbol"),
+    ("malformed symbol", _msg(symbol="BTCUSDT"), "symbol"),
+    ("wrong exchange type", _msg(exchange_type="future"), "exchange_type"),
+    ("symbol huge", _msg(symbol="B" * 5000 + "/USDT"), "symbol"),
+    ("tag huge", _msg(tag="t" * 1_000_000), "tag"),
+    ("deep nesting", _nested(6), "additional_orders"),
+    ("content not a dict", sf.message({"topic": "orders", "content": "buy!", "dependencies": None}), "content"),
+]
+
+
+@pytest.mark.parametrize("name,hostile,expected_field", HOSTILE, ids=[h[0] for h in HOSTILE])
+async def test_hostile_input_refused_and_next_signal_applied(name, hostile, expected_field):
+    spec = SimExchangeSpec(portfolio={"USDT": Decimal(1000), "BTC": Decimal("0.1")},
+                           prices={"BTC/USDT": Decimal(20000)})
+    async with follower_on_sim_exchange(spec, {"trading_strategy": sf.STRATEGY}) as f:
+        raw = hostile if isinstance(hostile, str) else json.dumps(copy.deepcopy(hostile))
+        outcomes = await f.apply(raw)
+        assert outcomes, name
+        assert all(o.result.value == "rejected" for o in outcomes), [(o.result, o.reason) for o in outcomes]
+        assert all(o.reason for o in outcomes)
+        assert any(expected_field in o.reason for o in outcomes), [o.reason for o in outcomes]
+        assert all(len(o.reason) < 2000 for o in outcomes), "reasons must stay readable"
+        assert f.sim.open_orders() == []
+        assert f.sim.portfolio()["USDT"]["available"] == Decimal(1000)
+        follow_up = await f.apply(_msg(target_amount="10%"))
+        assert [o.result.value for o in follow_up] == ["created"]
+        assert len(f.sim.open_orders()) == 1
+
+
+def test_at_least_thirty_hostile_cases():
+    assert len(HOSTILE) >= 30
