@@ -183,10 +183,14 @@ async def sim_exchange(spec: SimExchangeSpec) -> AsyncIterator[SimExchange]:
         exchange_manager.backtesting = backtesting
         exchange_manager.bot_id = spec.bot_id
         backtesting.time_manager.current_timestamp = _START + 1800
+        exchange_manager.exchange_config.init_backtesting_exchange_config()
         await exchange_manager.initialize(exchange_config_by_exchange=None)
         trader = exchanges.TraderSimulator(config, exchange_manager)
         await trader.initialize()
         for symbol, price in spec.prices.items():
+            if exchange_manager.is_future:
+                # live exchanges load contracts on connection; the simulator needs them created
+                await exchange_manager.exchange.load_pair_future_contract(symbol)
             trading_api.force_set_mark_price(exchange_manager, symbol, Decimal(str(price)))
         yield SimExchange(exchange_manager, spec, config)
     finally:
