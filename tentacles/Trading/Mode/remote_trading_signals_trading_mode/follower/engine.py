@@ -8,6 +8,7 @@ next message is still applied.
 """
 from __future__ import annotations
 
+import dataclasses
 import decimal
 import json
 import logging
@@ -183,10 +184,11 @@ class FollowerEngine:
                      limits: sizing.MarketLimits) -> sizing.OrderPlan | sizing.Skip:
         if not leader_parent_qty or child.quantity is None:
             return sizing.Skip(f"cannot size chained order {child.order_id}: leader quantities missing")
-        plan = sizing.size_linked(leader_parent_qty, my_parent_qty, child.quantity, limits)
+        price = child.limit_price or child.stop_price
+        plan = sizing.size_linked(leader_parent_qty, my_parent_qty, child.quantity, limits,
+                                  settings=self.settings, price=price, symbol=child.symbol)
         if isinstance(plan, sizing.Skip):
             return plan
-        price = child.limit_price or child.stop_price
         adapted = sizing.adapt_price(price, limits) if price is not None else None
         stop = sizing.adapt_price(child.stop_price, limits) if child.stop_price is not None else None
         return sizing.OrderPlan(plan.quantity, adapted, stop, plan.notes)
@@ -232,7 +234,10 @@ class FollowerEngine:
         my_price = exchange_view.mark_price(self.exchange_manager, order.symbol) or order.origin_price
         quantity = None
         if signal.updated_target_amount is not None:
-            plan = self._size(signal, my_price, limits, share=signal.updated_target_amount)
+            # an edit may omit side/type: my copy knows them
+            sized = dataclasses.replace(signal, side=signal.side or schema.Side(order.side.value),
+                                        order_type=signal.order_type or order.order_type)
+            plan = self._size(sized, my_price, limits, share=signal.updated_target_amount)
             if isinstance(plan, sizing.Skip):
                 self._skip(ctx, signal, plan.reason)
                 return
