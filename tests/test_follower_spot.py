@@ -279,3 +279,19 @@ async def test_bad_limit_price_places_nothing(bad_price):
         assert out.result.value == "rejected"
         assert "limit_price" in out.reason
         assert f.sim.open_orders() == []
+
+
+async def test_group_siblings_packed_together_are_created_independently():
+    # octobot-trading packs orders of one group into the first one's additional_orders, without chaining
+    sl = sf.order_content(order_id="G-SL", side="sell", order_type="stop_loss", quantity=0.05, limit_price=18000.0,
+                          stop_price=18000.0, target_amount="50%", group_id="oco",
+                          group_type="OneCancelsTheOtherOrderGroup")
+    tp = sf.order_content(order_id="G-TP", side="sell", order_type="sell_limit", quantity=0.05, limit_price=22000.0,
+                          target_amount="50%", group_id="oco", group_type="OneCancelsTheOtherOrderGroup",
+                          additional_orders=[sl])
+    async with follower_on_sim_exchange(spec(btc="0.1")) as f:
+        outcomes = await f.apply(sf.message(sf.signal(tp)))
+        assert [(o.order_id, o.result.value) for o in outcomes] == [("G-TP", "created"), ("G-SL", "created")]
+        assert sorted(o.order_type.value for o in f.sim.open_orders()) == ["sell_limit", "stop_loss"]
+        await f.sim.move_price(BTC, Decimal("22100"))
+        assert f.sim.open_orders() == []  # the take profit filled, its group cancelled the stop loss

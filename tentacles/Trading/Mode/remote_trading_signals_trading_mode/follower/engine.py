@@ -152,6 +152,8 @@ class FollowerEngine:
             self._link(child_signal, child_order, child_qty)
             self._record(ctx, self._outcome(ctx, child_signal, Result.CREATED, f"chained to {signal.order_id}",
                                             [child_order]))
+        for sibling in _group_siblings(signal):
+            await self._create(ctx, sibling)
 
     def _size(self, signal: schema.OrderSignal, my_price: Decimal, limits: sizing.MarketLimits,
               share: schema.Share | None = None) -> sizing.OrderPlan | sizing.Skip:
@@ -169,6 +171,8 @@ class FollowerEngine:
         """Chain the leader's additional orders (stop-loss / take-profit...) to my copy, sized alike."""
         attached: list[tuple[schema.OrderSignal, Any, Decimal]] = []
         for child in parent_signal.additional_orders:
+            if parent_signal.order_id not in (child.chained_to, child.bundled_with):
+                continue  # a group sibling packed with this order, created on its own after it
             plan = self._linked_plan(parent_signal.quantity, parent_qty, child, limits)
             if isinstance(plan, sizing.Skip):
                 self._skip_tree(ctx, child, plan.reason)
@@ -377,6 +381,11 @@ class FollowerEngine:
     def _log(self, outcome: Outcome) -> None:
         level = logging.INFO if outcome.applied else logging.WARNING
         self.logger.log(level, "signal %s", outcome.log_line())
+
+
+def _group_siblings(signal: schema.OrderSignal) -> list[schema.OrderSignal]:
+    """Orders octobot-trading packed into this one's additional_orders only because they share its group."""
+    return [child for child in signal.additional_orders if signal.order_id not in (child.chained_to, child.bundled_with)]
 
 
 def plan_note(plan: sizing.OrderPlan) -> str | None:
