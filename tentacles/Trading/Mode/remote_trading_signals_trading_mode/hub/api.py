@@ -1,0 +1,303 @@
+"""HTTP endpoints of the hub (PROTOCOL.md, "HTTP API"). Errors: {"error": code, "message": text}."""
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..core import protocol
+from .auth import Principal, bearer_token, hash_secret, new_capability, new_secret
+from .state import HubState
+from .store import Capability, DuplicateStrategy, SqliteStore, Strategy
+
+logger = logging.getLogger("octobot_signals.hub.api")
+
+PROFILE_LINK_TTL_S = 15 * 60
+MAX_BODY_BYTES = 64 * 1024
+MAX_PAIRS = 200
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def json_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+@web.middleware
+async def error_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as err:
+        return json_error(err.status, err.code, err.message)
+    except web.HTTPRequestEntityTooLarge:
+        return json_error(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    except web.HTTPException as err:
+        if err.status >= 400:
+            return json_error(err.status, err.reason.lower().replace(" ", "_"), err.reason)
+        raise
+    except Exception:
+        logger.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal", "internal error")
+
+
+def _state(request: web.Request) -> HubState:
+    return request.app["state"]
+
+
+async def _principal(request: web.Request) -> Principal:
+    token = bearer_token(request)
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing Authorization: Bearer token")
+    principal = await _state(request).auth.authenticate(token)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "unknown token")
+    return principal
+
+
+async def _admin(request: web.Request) -> Principal:
+    principal = await _principal(request)
+    if principal.kind != "admin":
+        raise ApiError(403, "forbidden", "admin token required")
+    return principal
+
+
+def _strategy(request: web.Request) -> Strategy:
+    strategy_id = request.match_info["id"]
+    strategy = _state(request).strategies.get(strategy_id)
+    if strategy is None:
+        raise ApiError(404, "not_found", f"unknown strategy {strategy_id}")
+    return strategy
+
+
+async def _follower_of(request: web.Request) -> tuple[Principal, Strategy]:
+    principal = await _principal(request)
+    strategy = _strategy(request)
+    if not _state(request).may_follow(principal, strategy):
+        raise ApiError(403, "forbidden", f"this token may not follow {strategy.id}")
+    return principal, strategy
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_BODY_BYTES:
+        raise ApiError(413, "too_large", f"request body over {MAX_BODY_BYTES} bytes")
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise ApiError(400, "bad_json", "body is not valid JSON") from err
+    if not isinstance(body, dict):
+        raise ApiError(400, "bad_json", "body must be a JSON object")
+    return body
+
+
+def _text_field(body: dict[str, Any], name: str, max_len: int) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value.strip() or len(value) > max_len:
+        raise ApiError(400, "bad_request", f"{name} must be a non-empty string of at most {max_len} chars")
+    return value
+
+
+def parse_strategy_body(body: dict[str, Any], stream_id: str) -> Strategy:
+    try:
+        strategy_id = protocol.validate_strategy_id(body.get("id"), "id")
+    except protocol.ProtocolError as err:
+        raise ApiError(400, "bad_request", err.message) from err
+    name = _text_field(body, "name", 200)
+    visibility = body.get("visibility", "public")
+    if visibility not in ("public", "private"):
+        raise ApiError(400, "bad_request", 'visibility must be "public" or "private"')
+    pairs = body.get("pairs")
+    if (
+        not isinstance(pairs, list)
+        or not pairs
+        or len(pairs) > MAX_PAIRS
+        or not all(isinstance(p, str) and 0 < len(p) <= 64 and p.strip() == p for p in pairs)
+    ):
+        raise ApiError(400, "bad_request", f"pairs must be a list of 1-{MAX_PAIRS} symbol strings like \"BTC/USDT\"")
+    exchange_type = body.get("exchange_type", "spot")
+    if exchange_type not in ("spot", "future"):
+        raise ApiError(400, "bad_request", 'exchange_type must be "spot" or "future"')
+    exchange = _text_field(body, "exchange", 64)
+    public_key = body.get("public_key")
+    if public_key is not None:
+        try:
+            protocol.validate_public_key(public_key)
+        except protocol.ProtocolError as err:
+            raise ApiError(400, "bad_request", err.message) from err
+    unknown = set(body) - {"id", "name", "visibility", "pairs", "exchange_type", "exchange", "public_key"}
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown fields: {sorted(unknown)}")
+    return Strategy(strategy_id, name, visibility, tuple(dict.fromkeys(pairs)), exchange_type, exchange, public_key,
+                    stream_id)
+
+
+# ----------------------------------------------------------------------------- handlers
+
+
+async def info(request: web.Request) -> web.Response:
+    return web.json_response(
+        {"protocol_version": protocol.PROTOCOL_VERSION, "feed_version": protocol.FEED_VERSION, "ws_path": protocol.WS_PATH}
+    )
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def create_strategy(request: web.Request) -> web.Response:
+    await _admin(request)
+    body = await _json_body(request)
+    state = _state(request)
+    strategy = parse_strategy_body(body, stream_id=f"st_{secrets.token_hex(12)}")
+    if strategy.id in state.strategies:
+        raise ApiError(409, "duplicate", f"strategy {strategy.id} already exists")
+    publish_secret = new_secret("ps")
+    try:
+        await state.store.run(lambda db: db.create_strategy(strategy, hash_secret(publish_secret)))
+    except DuplicateStrategy as err:
+        raise ApiError(409, "duplicate", f"strategy {strategy.id} already exists") from err
+    state.strategies[strategy.id] = strategy
+    logger.info("strategy %s created (%s)", strategy.id, strategy.visibility)
+    return web.json_response({**strategy.public_dict(), "publish_secret": publish_secret}, status=201)
+
+
+async def list_strategies(request: web.Request) -> web.Response:
+    principal = await _principal(request)
+    state = _state(request)
+    return web.json_response([s.public_dict() for s in state.followable(principal)])
+
+
+async def create_follower(request: web.Request) -> web.Response:
+    await _admin(request)
+    strategy = _strategy(request)
+    token = new_secret("ft")
+    token_id = f"fol_{secrets.token_hex(8)}"
+    await _state(request).store.run(lambda db: db.create_follower_token(token_id, hash_secret(token), strategy.id))
+    logger.info("follower token %s created for %s", token_id, strategy.id)
+    return web.json_response({"token": token, "token_id": token_id, "strategy": strategy.id}, status=201)
+
+
+async def revoke_follower(request: web.Request) -> web.Response:
+    """Added admin endpoint: revoke a follower token, its profile links and its live connections."""
+    await _admin(request)
+    token_id = request.match_info["token_id"]
+    state = _state(request)
+    revoked = await state.store.run(lambda db: db.revoke_follower(token_id))
+    if not revoked:
+        raise ApiError(404, "not_found", f"unknown or already revoked follower token {token_id}")
+    for connection in list(state.connections):
+        follower = connection.principal.follower
+        if follower is not None and follower.token_id == token_id:
+            connection.close_soon(protocol.CLOSE_POLICY_VIOLATION, "token revoked")
+    logger.info("follower token %s revoked", token_id)
+    return web.json_response({"revoked": token_id})
+
+
+async def storefront_feed_id(request: web.Request) -> web.Response:
+    # A strategy's publish secret may read its own stream id too: the publisher needs it.
+    _, strategy = await _follower_of(request)
+    return web.json_response({"feed_id": strategy.stream_id})
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or len(raw) > 18 or not low <= int(raw) <= high:
+        raise ApiError(400, "bad_request", f"{name} must be an integer in [{low}, {high}]")
+    return int(raw)
+
+
+async def signals_history(request: web.Request) -> web.StreamResponse:
+    _, strategy = await _follower_of(request)
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", protocol.DEFAULT_HISTORY_LIMIT, 1, protocol.MAX_HISTORY_LIMIT)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("json", "jsonl"):
+        raise ApiError(400, "bad_request", 'format must be "json" or "jsonl"')
+    entries = await _state(request).store.read_after(strategy.id, after, limit)
+    messages = [entry.feed_message(strategy.stream_id) for entry in entries]
+    if fmt == "jsonl":
+        text = "".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")) + "\n" for m in messages)
+        return web.Response(text=text, content_type="application/x-ndjson")
+    return web.json_response(messages)
+
+
+async def create_profile_link(request: web.Request) -> web.Response:
+    principal, strategy = await _follower_of(request)
+    if principal.kind != "follower" or principal.follower is None or principal.token is None:
+        raise ApiError(403, "forbidden", "profile links are personal: use a follower token")
+    capability = new_capability()
+    expires_at = time.time() + PROFILE_LINK_TTL_S
+    record = Capability(principal.follower.token_id, strategy.id, principal.token, expires_at)
+    await _state(request).store.run(lambda db: db.create_capability(hash_secret(capability), record))
+    url = f"{_state(request).hub_url}/p/{capability}/{strategy.id}.zip"
+    return web.json_response({"url": url, "expires_at": int(expires_at)})
+
+
+async def download_profile(request: web.Request) -> web.Response:
+    capability = request.match_info["cap"]
+    strategy_id = request.match_info["id"]
+    state = _state(request)
+    if len(capability) > 128:
+        raise ApiError(404, "not_found", "unknown or expired link")
+    now = time.time()
+
+    def lookup(db: SqliteStore) -> Capability | None:
+        return db.get_capability(hash_secret(capability), now)
+
+    record = await state.store.run(lookup)
+    if record is None or record.strategy_id != strategy_id or strategy_id not in state.strategies:
+        raise ApiError(404, "not_found", "unknown or expired link")
+    try:
+        from ..core.profile_zip import build_profile_zip
+    except ImportError as err:
+        raise ApiError(503, "unavailable", "profile builder not installed") from err
+    strategy = state.strategies[strategy_id]
+    spec = {
+        "id": strategy.id,
+        "name": strategy.name,
+        "pairs": list(strategy.pairs),
+        "exchange_type": strategy.exchange_type,
+        "exchange": strategy.exchange,
+        "public_key": strategy.public_key,
+    }
+    data = build_profile_zip(spec, state.hub_url, record.token_plain)
+    return web.Response(
+        body=data,
+        content_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{strategy_id}.zip"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/info", info)
+    app.router.add_get("/api/health", health)
+    app.router.add_post("/api/strategies", create_strategy)
+    app.router.add_get("/api/strategies", list_strategies)
+    app.router.add_post("/api/strategies/{id}/followers", create_follower)
+    app.router.add_delete("/api/followers/{token_id}", revoke_follower)
+    app.router.add_get("/api/v2/storefront/feeds/id/{id}", storefront_feed_id)
+    app.router.add_get("/api/strategies/{id}/signals", signals_history)
+    app.router.add_post("/api/strategies/{id}/profile-link", create_profile_link)
+    app.router.add_get("/p/{cap}/{id}.zip", download_profile)

@@ -1,0 +1,40 @@
+"""`octobot-signals hub` arguments and command (wired by cli/main.py)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .server import ADMIN_TOKEN_ENV, run_hub
+
+
+def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 = any free port)")
+    parser.add_argument("--data", required=True, type=Path, help="data directory (SQLite journal, tokens)")
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="external base URL used in profile links, e.g. https://hub.example.org (default http://HOST:PORT)",
+    )
+    parser.epilog = (
+        f"The admin token comes from ${ADMIN_TOKEN_ENV}, or is generated on first start and printed once."
+    )
+
+
+def hub_command(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        print("--port must be in 0..65535", file=sys.stderr)
+        return 2
+    try:
+        run_hub(args.host, args.port, args.data, public_url=args.public_url)
+    except OSError as err:
+        print(f"hub failed to start: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="octobot-signals hub", description="Run a strategy feed hub.")
+    add_hub_arguments(parser)
+    return hub_command(parser.parse_args(argv))

@@ -1,0 +1,44 @@
+"""Shared state of one running hub: store, strategies cache, auth, fan-out, live connections."""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .auth import Authenticator, Principal
+from .fanout import LocalFanout
+from .store import AsyncStore, Strategy
+
+if TYPE_CHECKING:
+    from .ws import FeedConnection
+
+
+@dataclass
+class HubState:
+    store: AsyncStore
+    auth: Authenticator
+    hub_url: str
+    fanout: LocalFanout = field(default_factory=LocalFanout)
+    # The hub is the only writer of strategies, so an in-memory copy stays exact.
+    strategies: dict[str, Strategy] = field(default_factory=dict)
+    connections: set[FeedConnection] = field(default_factory=set)
+    _publish_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def publish_lock(self, strategy_id: str) -> asyncio.Lock:
+        # Serializes append + fan-out per strategy so live frames leave in q order.
+        lock = self._publish_locks.get(strategy_id)
+        if lock is None:
+            lock = self._publish_locks[strategy_id] = asyncio.Lock()
+        return lock
+
+    def may_follow(self, principal: Principal, strategy: Strategy) -> bool:
+        if principal.kind == "admin":
+            return True
+        if principal.kind == "publisher":
+            return principal.strategy_id == strategy.id
+        if principal.follower is None:
+            return False
+        return strategy.visibility == "public" or strategy.id in principal.follower.strategies
+
+    def followable(self, principal: Principal) -> list[Strategy]:
+        return [s for s in self.strategies.values() if self.may_follow(principal, s)]

@@ -1,0 +1,325 @@
+"""The hub's durable state in SQLite: strategies, tokens, capabilities and the signal journal.
+
+`SqliteStore` is synchronous and owned by ONE dedicated thread (`AsyncStore` wraps it in a
+single-worker executor), so the event loop never blocks on disk and SQLite sees a single
+writer. The journal runs in WAL mode with synchronous=FULL: once `append` returns, the
+message survives a `kill -9` or a power cut, which is why the hub only acks after it.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from ..core import protocol
+
+DB_FILE = "hub.sqlite3"
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS strategies (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    visibility TEXT NOT NULL,
+    pairs TEXT NOT NULL,
+    exchange_type TEXT NOT NULL,
+    exchange TEXT NOT NULL,
+    public_key TEXT,
+    stream_id TEXT NOT NULL UNIQUE,
+    publish_secret_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS follower_tokens (
+    token_id TEXT PRIMARY KEY,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    token_id TEXT NOT NULL,
+    strategy_id TEXT NOT NULL,
+    PRIMARY KEY (token_id, strategy_id)
+);
+-- token_plain: the follower token must go inside the profile zip, and only its hash is
+-- kept elsewhere. The plaintext lives here only for the link's 15 minutes and is deleted
+-- on expiry or when the token is revoked (cheaper and simpler than an encrypted copy).
+CREATE TABLE IF NOT EXISTS capabilities (
+    cap_hash TEXT PRIMARY KEY,
+    token_id TEXT NOT NULL,
+    strategy_id TEXT NOT NULL,
+    token_plain TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal (
+    strategy_id TEXT NOT NULL,
+    q INTEGER NOT NULL,
+    u TEXT NOT NULL,
+    d TEXT NOT NULL,
+    s TEXT NOT NULL,
+    g TEXT,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (strategy_id, q),
+    UNIQUE (strategy_id, u)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Strategy:
+    id: str
+    name: str
+    visibility: str
+    pairs: tuple[str, ...]
+    exchange_type: str
+    exchange: str
+    public_key: str | None
+    stream_id: str
+
+    def public_dict(self) -> dict[str, Any]:
+        """What the API shows (no secrets); feed_id is an added optional field."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "visibility": self.visibility,
+            "pairs": list(self.pairs),
+            "exchange_type": self.exchange_type,
+            "exchange": self.exchange,
+            "public_key": self.public_key,
+            "feed_id": self.stream_id,
+        }
+
+
+@dataclass(frozen=True)
+class FollowerToken:
+    token_id: str
+    strategies: frozenset[str]  # memberships (private strategies need one)
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    strategy_id: str
+    q: int
+    u: str
+    d: int | float
+    s: dict[str, Any]
+    g: str | None
+
+    def feed_message(self, stream_id: str) -> dict[str, Any]:
+        return protocol.make_feed_message(self.u, stream_id, self.d, self.q, self.s, self.g)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    q: int
+    created: bool  # False: the same u was already journaled, q is the existing one
+
+
+@dataclass(frozen=True)
+class Capability:
+    token_id: str
+    strategy_id: str
+    token_plain: str
+    expires_at: float
+
+
+class JournalStore(Protocol):
+    """The journal contract a broker-backed implementation would also meet."""
+
+    async def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult: ...
+
+    async def read_after(self, strategy_id: str, after_q: int, limit: int) -> list[JournalEntry]: ...
+
+    async def last_q(self, strategy_id: str) -> int: ...
+
+
+class DuplicateStrategy(Exception):
+    pass
+
+
+class SqliteStore:
+    """Synchronous store; call only from the AsyncStore thread."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- meta
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._db.execute("INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, value))
+
+    # -- strategies
+    def create_strategy(self, strategy: Strategy, publish_secret_hash: str) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO strategies VALUES(?,?,?,?,?,?,?,?,?,?)",
+                (
+                    strategy.id,
+                    strategy.name,
+                    strategy.visibility,
+                    json.dumps(list(strategy.pairs)),
+                    strategy.exchange_type,
+                    strategy.exchange,
+                    strategy.public_key,
+                    strategy.stream_id,
+                    publish_secret_hash,
+                    time.time(),
+                ),
+            )
+        except sqlite3.IntegrityError as err:
+            raise DuplicateStrategy(strategy.id) from err
+
+    def load_strategies(self) -> list[Strategy]:
+        rows = self._db.execute(
+            "SELECT id, name, visibility, pairs, exchange_type, exchange, public_key, stream_id FROM strategies"
+        ).fetchall()
+        return [Strategy(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], r[7]) for r in rows]
+
+    def strategy_for_publish_secret(self, secret_hash: str) -> str | None:
+        row = self._db.execute("SELECT id FROM strategies WHERE publish_secret_hash=?", (secret_hash,)).fetchone()
+        return row[0] if row else None
+
+    # -- follower tokens
+    def create_follower_token(self, token_id: str, token_hash: str, strategy_id: str) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute(
+                "INSERT INTO follower_tokens(token_id, token_hash, created_at) VALUES(?,?,?)",
+                (token_id, token_hash, time.time()),
+            )
+            self._db.execute("INSERT INTO memberships VALUES(?,?)", (token_id, strategy_id))
+
+    def add_membership(self, token_id: str, strategy_id: str) -> None:
+        self._db.execute("INSERT OR IGNORE INTO memberships VALUES(?,?)", (token_id, strategy_id))
+
+    def follower_for_hash(self, token_hash: str) -> FollowerToken | None:
+        row = self._db.execute(
+            "SELECT token_id FROM follower_tokens WHERE token_hash=? AND revoked=0", (token_hash,)
+        ).fetchone()
+        if row is None:
+            return None
+        members = self._db.execute("SELECT strategy_id FROM memberships WHERE token_id=?", (row[0],)).fetchall()
+        return FollowerToken(row[0], frozenset(m[0] for m in members))
+
+    def revoke_follower(self, token_id: str) -> bool:
+        with self._db:
+            self._db.execute("BEGIN")
+            cur = self._db.execute("UPDATE follower_tokens SET revoked=1 WHERE token_id=? AND revoked=0", (token_id,))
+            self._db.execute("DELETE FROM capabilities WHERE token_id=?", (token_id,))
+        return cur.rowcount > 0
+
+    # -- capabilities (profile links)
+    def create_capability(self, cap_hash: str, cap: Capability) -> None:
+        with self._db:
+            self._db.execute("BEGIN")
+            self._db.execute("DELETE FROM capabilities WHERE expires_at <= ?", (time.time(),))
+            self._db.execute(
+                "INSERT INTO capabilities VALUES(?,?,?,?,?)",
+                (cap_hash, cap.token_id, cap.strategy_id, cap.token_plain, cap.expires_at),
+            )
+
+    def get_capability(self, cap_hash: str, now: float) -> Capability | None:
+        row = self._db.execute(
+            "SELECT c.token_id, c.strategy_id, c.token_plain, c.expires_at FROM capabilities c "
+            "JOIN follower_tokens t ON t.token_id = c.token_id WHERE c.cap_hash=? AND t.revoked=0",
+            (cap_hash,),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[3] <= now:
+            self._db.execute("DELETE FROM capabilities WHERE cap_hash=?", (cap_hash,))
+            return None
+        return Capability(row[0], row[1], row[2], row[3])
+
+    # -- journal
+    def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult:
+        # One IMMEDIATE transaction: the existing-u check and the next q are read under the
+        # write lock, so q stays gapless and unique even if another process shares the file.
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT q FROM journal WHERE strategy_id=? AND u=?", (strategy_id, u)).fetchone()
+            if row is not None:
+                return AppendResult(row[0], False)
+            q = self._db.execute(
+                "SELECT COALESCE(MAX(q), 0) + 1 FROM journal WHERE strategy_id=?", (strategy_id,)
+            ).fetchone()[0]
+            self._db.execute(
+                "INSERT INTO journal VALUES(?,?,?,?,?,?,?)",
+                (
+                    strategy_id,
+                    q,
+                    u,
+                    protocol.canonical_json(d).decode(),
+                    protocol.canonical_json(s).decode("utf-8"),
+                    g,
+                    time.time(),
+                ),
+            )
+        return AppendResult(q, True)
+
+    def read_after(self, strategy_id: str, after_q: int, limit: int) -> list[JournalEntry]:
+        rows = self._db.execute(
+            "SELECT q, u, d, s, g FROM journal WHERE strategy_id=? AND q>? ORDER BY q LIMIT ?",
+            (strategy_id, after_q, limit),
+        ).fetchall()
+        return [JournalEntry(strategy_id, r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4]) for r in rows]
+
+    def last_q(self, strategy_id: str) -> int:
+        return self._db.execute(
+            "SELECT COALESCE(MAX(q), 0) FROM journal WHERE strategy_id=?", (strategy_id,)
+        ).fetchone()[0]
+
+
+class AsyncStore:
+    """Runs every SqliteStore call on one dedicated thread, never on the event loop."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
+        self._path = data_dir / DB_FILE
+        self._sync: SqliteStore | None = None
+
+    async def open(self) -> None:
+        self._sync = await self._call(lambda: SqliteStore(self._path))
+
+    async def close(self) -> None:
+        if self._sync is not None:
+            sync = self._sync
+            self._sync = None
+            await self._call(sync.close)
+        self._executor.shutdown(wait=True)
+
+    async def _call(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def run(self, fn: Callable[[SqliteStore], T]) -> T:
+        if self._sync is None:
+            raise RuntimeError("store is closed")
+        sync = self._sync
+        return await self._call(lambda: fn(sync))
+
+    # JournalStore
+    async def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult:
+        return await self.run(lambda db: db.append(strategy_id, u, d, s, g))
+
+    async def read_after(self, strategy_id: str, after_q: int, limit: int) -> list[JournalEntry]:
+        return await self.run(lambda db: db.read_after(strategy_id, after_q, limit))
+
+    async def last_q(self, strategy_id: str) -> int:
+        return await self.run(lambda db: db.last_q(strategy_id))

@@ -1,0 +1,276 @@
+"""The `/cable` WebSocket endpoint: subscribe (with resume/replay) and publish (with ack)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from aiohttp import WSMsgType, web
+
+from ..core import protocol
+from .auth import Principal, bearer_token
+from .state import HubState
+
+logger = logging.getLogger("octobot_signals.hub.ws")
+
+QUEUE_SIZE = 1000
+SEND_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 2.0
+REPLAY_PAGE = 500
+
+
+class FeedConnection:
+    """One authenticated WebSocket: a bounded outgoing queue drained by its own writer task."""
+
+    def __init__(self, state: HubState, ws: web.WebSocketResponse, principal: Principal, request: web.Request) -> None:
+        self.state = state
+        self.ws = ws
+        self.principal = principal
+        self.request = request
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.subscribed: set[str] = set()
+        # strategy id -> live frames that arrived while its replay runs (flushed after it).
+        self.replaying: dict[str, list[tuple[int, str]]] = {}
+        self.closed = False
+        self._tasks: list[asyncio.Task[None]] = []
+        self._close_task: asyncio.Task[None] | None = None
+
+    # ----------------------------------------------------------------- outgoing
+    def deliver(self, strategy_id: str, q: int, frame: str) -> None:
+        if self.closed:
+            return
+        buffered = self.replaying.get(strategy_id)
+        if buffered is not None:
+            if len(buffered) >= QUEUE_SIZE:
+                self.overflow()
+            else:
+                buffered.append((q, frame))
+            return
+        self.send_nowait(frame)
+
+    def send_nowait(self, frame: str) -> None:
+        if self.closed:
+            return
+        try:
+            self.queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.overflow()
+
+    def overflow(self) -> None:
+        logger.warning("%s: outgoing queue full, disconnecting (it will resume)", self.principal.label)
+        self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "too slow: reconnect and resume")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.state.fanout.unsubscribe_all(self)
+        self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    async def _close(self, code: int, reason: str) -> None:
+        for task in self._tasks:
+            task.cancel()
+        # Unblock a replay that waits for room in the queue; it sees `closed` and stops.
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError):
+            pass
+        finally:
+            # A peer that stopped reading never answers the close handshake: drop the socket.
+            transport = self.request.transport
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+
+    async def _writer(self) -> None:
+        try:
+            while True:
+                frame = await self.queue.get()
+                await asyncio.wait_for(self.ws.send_str(frame), SEND_TIMEOUT_S)
+        except asyncio.CancelledError:
+            raise
+        except (asyncio.TimeoutError, ConnectionError, RuntimeError) as err:
+            logger.info("%s: send failed (%s), closing", self.principal.label, type(err).__name__)
+            self.closed = True
+            self.state.fanout.unsubscribe_all(self)
+            transport = self.request.transport
+            if transport is not None:
+                transport.abort()
+
+    async def _pinger(self) -> None:
+        while not self.closed:
+            await asyncio.sleep(protocol.PING_INTERVAL_S)
+            self.send_nowait(protocol.ping_frame(time.time()))
+
+    # ----------------------------------------------------------------- lifecycle
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._writer()), loop.create_task(self._pinger())]
+        self.send_nowait(protocol.welcome_frame())
+        try:
+            async for msg in self.ws:
+                if self.closed:
+                    break
+                if msg.type == WSMsgType.TEXT:
+                    await self._handle_text(msg.data)
+                elif msg.type == WSMsgType.BINARY:
+                    self.close_soon(protocol.CLOSE_POLICY_VIOLATION, "frames must be JSON text")
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.closed = True
+            self.state.fanout.unsubscribe_all(self)
+            for task in self._tasks:
+                task.cancel()
+            if self._close_task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._close_task
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _handle_text(self, text: str) -> None:
+        try:
+            command = protocol.parse_client_command(text)
+        except protocol.ProtocolError as err:
+            if err.fatal:
+                code = protocol.CLOSE_TOO_LARGE if err.code == "too_large" else protocol.CLOSE_POLICY_VIOLATION
+                logger.info("%s: closing on %s", self.principal.label, err.code)
+                self.close_soon(code, err.message)
+            elif err.u is not None:
+                self.send_nowait(protocol.nack_frame(err.u, str(err)))
+            else:
+                self.send_nowait(protocol.error_frame(str(err)))
+            return
+        if isinstance(command, protocol.SubscribeCommand):
+            await self._subscribe(command)
+        else:
+            await self._publish(command)
+
+    # ----------------------------------------------------------------- subscribe
+    async def _subscribe(self, command: protocol.SubscribeCommand) -> None:
+        identifier = command.identifier
+        if self.principal.kind == "publisher":
+            self.send_nowait(
+                protocol.reject_subscription_frame(identifier, "forbidden: a publish secret may only publish")
+            )
+            return
+        if command.strategies is None:
+            wanted = [s.id for s in self.state.followable(self.principal)]
+        else:
+            wanted = list(command.strategies)
+            for strategy_id in wanted:
+                strategy = self.state.strategies.get(strategy_id)
+                if strategy is None:
+                    self.send_nowait(protocol.reject_subscription_frame(identifier, f"unknown strategy {strategy_id}"))
+                    return
+                if not self.state.may_follow(self.principal, strategy):
+                    self.send_nowait(
+                        protocol.reject_subscription_frame(identifier, f"forbidden: not a follower of {strategy_id}")
+                    )
+                    return
+        unknown_resume = sorted(set(command.resume) - set(wanted))
+        if unknown_resume:
+            self.send_nowait(
+                protocol.reject_subscription_frame(identifier, f"resume names unsubscribed strategies: {unknown_resume}")
+            )
+            return
+        new = [s for s in wanted if s not in self.subscribed]
+        self.send_nowait(protocol.confirm_subscription_frame(identifier))
+        for strategy_id in new:
+            if strategy_id in command.resume:
+                self.replaying[strategy_id] = []
+            self.subscribed.add(strategy_id)
+            self.state.fanout.subscribe(self, strategy_id)
+        logger.info("%s subscribed to %d strategies (%d resumed)", self.principal.label, len(new), len(command.resume))
+        for strategy_id in new:
+            if strategy_id in command.resume:
+                await self._replay(strategy_id, command.resume[strategy_id])
+
+    async def _replay(self, strategy_id: str, after_q: int) -> None:
+        # Subscribed BEFORE reading the journal: anything committed later reaches the
+        # buffer, anything earlier is in the journal; the overlap is dropped by q.
+        stream_id = self.state.strategies[strategy_id].stream_id
+        last = after_q
+        try:
+            while not self.closed:
+                entries = await self.state.store.read_after(strategy_id, last, REPLAY_PAGE)
+                for entry in entries:
+                    if self.closed:
+                        return
+                    # Awaiting here only paces this connection's own replay.
+                    frame = protocol.delivery_frame(protocol.CHANNEL_IDENTIFIER, entry.feed_message(stream_id))
+                    await self.queue.put(frame)
+                    last = entry.q
+                if len(entries) < REPLAY_PAGE:
+                    break
+        finally:
+            buffered = self.replaying.pop(strategy_id, [])
+        for q, frame in buffered:
+            if q > last:
+                self.send_nowait(frame)
+
+    # ----------------------------------------------------------------- publish
+    async def _publish(self, command: protocol.PublishCommand) -> None:
+        u = command.u
+        if self.principal.kind != "publisher" or self.principal.strategy_id is None:
+            self.send_nowait(protocol.nack_frame(u, "forbidden: only a strategy's publish secret may publish"))
+            return
+        strategy_id = self.principal.strategy_id
+        strategy = self.state.strategies.get(strategy_id)
+        if strategy is None:  # pragma: no cover - a secret always belongs to a stored strategy
+            self.send_nowait(protocol.nack_frame(u, "unknown strategy"))
+            return
+        bundle = command.bundle
+        if bundle["identifier"] != strategy_id:
+            self.send_nowait(
+                protocol.nack_frame(u, f"forbidden: this publish secret is for strategy {strategy_id}, "
+                                       f"not {bundle['identifier']}")
+            )
+            return
+        if command.feed_id != strategy.stream_id:
+            self.send_nowait(protocol.nack_frame(u, f"bad_feed_id: data.feed_id is not the stream id of {strategy_id}"))
+            return
+        if strategy.public_key is not None:
+            if command.g is None:
+                self.send_nowait(protocol.nack_frame(u, "bad_signature: data.g missing (strategy has a public key)"))
+                return
+            if not protocol.verify_message(strategy.public_key, command.d, strategy_id, bundle, u, command.g):
+                logger.warning("publisher:%s: bad signature on u=%s", strategy_id, u)
+                self.send_nowait(protocol.nack_frame(u, "bad_signature: data.g does not verify"))
+                return
+        async with self.state.publish_lock(strategy_id):
+            try:
+                result = await self.state.store.append(strategy_id, u, command.d, bundle, command.g)
+            except Exception:
+                logger.exception("journal append failed for %s", strategy_id)
+                self.send_nowait(protocol.nack_frame(u, "internal: journal unavailable, retry"))
+                return
+            if result.created:
+                message = protocol.make_feed_message(u, strategy.stream_id, command.d, result.q, bundle, command.g)
+                frame = protocol.delivery_frame(protocol.CHANNEL_IDENTIFIER, message)
+                self.state.fanout.publish(strategy_id, result.q, frame)
+        self.send_nowait(protocol.ack_frame(u, result.q))
+
+
+async def cable_handler(request: web.Request) -> web.StreamResponse:
+    from .api import json_error  # local import: api imports nothing from here
+
+    state: HubState = request.app["state"]
+    token = bearer_token(request)
+    if token is None:
+        return json_error(401, "unauthorized", "missing Authorization: Bearer token")
+    principal = await state.auth.authenticate(token)
+    if principal is None:
+        return json_error(401, "unauthorized", "unknown token")
+    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, autoping=True)
+    await ws.prepare(request)
+    connection = FeedConnection(state, ws, principal, request)
+    state.connections.add(connection)
+    logger.info("%s connected", principal.label)
+    try:
+        await connection.run()
+    finally:
+        state.connections.discard(connection)
+        logger.info("%s disconnected", principal.label)
+    return ws
