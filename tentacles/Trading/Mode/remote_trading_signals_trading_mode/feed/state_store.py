@@ -1,0 +1,84 @@
+"""Durable follower progress: the last applied sequence number `q` per strategy.
+
+A tiny SQLite file (WAL, synchronous=FULL, one row per strategy). Each write is one small
+committed UPDATE; from async code use the `a*` methods, which run on this store's own
+single worker thread so the event loop never waits on fsync.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from ..core.protocol import validate_strategy_id
+
+DEFAULT_FILE_NAME = "follower_state.sqlite"
+
+
+class FollowerState:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        target = Path(path)
+        if target.is_dir():
+            target = target / DEFAULT_FILE_NAME
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = target
+        self._lock = threading.Lock()
+        self._conn = sqlite3.connect(str(target), check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS follower_progress ("
+            " strategy_id TEXT PRIMARY KEY, last_q INTEGER NOT NULL, updated_at REAL NOT NULL DEFAULT 0)"
+        )
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="follower-state")
+        self._closed = False
+
+    def last_q(self, strategy_id: str) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT last_q FROM follower_progress WHERE strategy_id = ?", (strategy_id,)
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def all_last_q(self) -> dict[str, int]:
+        with self._lock:
+            rows = self._conn.execute("SELECT strategy_id, last_q FROM follower_progress").fetchall()
+        return {strategy_id: int(q) for strategy_id, q in rows}
+
+    def set_last_q(self, strategy_id: str, q: int) -> None:
+        """Durably record q (committed before returning). Never moves backwards."""
+        validate_strategy_id(strategy_id)
+        if isinstance(q, bool) or not isinstance(q, int) or q < 0:
+            raise ValueError("q must be an integer >= 0")
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO follower_progress (strategy_id, last_q, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(strategy_id) DO UPDATE SET last_q = max(last_q, excluded.last_q),"
+                " updated_at = excluded.updated_at",
+                (strategy_id, q, time.time()),
+            )
+
+    def reset(self, strategy_id: str, q: int = 0) -> None:
+        """Operator escape hatch: force the position (e.g. to replay a strategy from scratch)."""
+        with self._lock:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO follower_progress (strategy_id, last_q) VALUES (?, ?)", (strategy_id, q)
+            )
+
+    async def aset_last_q(self, strategy_id: str, q: int) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.set_last_q, strategy_id, q)
+
+    async def alast_q(self, strategy_id: str) -> int:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.last_q, strategy_id)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._executor.shutdown(wait=True)
+        with self._lock:
+            self._conn.close()
