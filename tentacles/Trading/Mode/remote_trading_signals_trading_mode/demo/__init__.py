@@ -1,0 +1,1 @@
+"""The demo: a scripted leader strategy and the whole loop run offline."""
