@@ -295,3 +295,18 @@ async def test_group_siblings_packed_together_are_created_independently():
         assert sorted(o.order_type.value for o in f.sim.open_orders()) == ["sell_limit", "stop_loss"]
         await f.sim.move_price(BTC, Decimal("22100"))
         assert f.sim.open_orders() == []  # the take profit filled, its group cancelled the stop loss
+
+
+async def test_bundled_stop_loss_follows_entry_size():
+    sl = sf.order_content(order_id="B-SL", side="sell", order_type="stop_loss", quantity=0.01, limit_price=18000.0,
+                          stop_price=18000.0, target_amount="10%", bundled_with="B-ENTRY",
+                          update_with_triggering_order_fees=True)
+    entry = sf.order_content(order_id="B-ENTRY", order_type="buy_market", quantity=0.02, target_amount="10%",
+                             additional_orders=[sl])
+    async with follower_on_sim_exchange(spec(usdt="1000", btc="0")) as f:
+        outcomes = await f.apply(sf.message(sf.signal(entry)))
+        assert [(o.order_id, o.result.value) for o in outcomes] == [("B-ENTRY", "created"), ("B-SL", "created")]
+        # my entry is 10% of 1000/20000 = 0.005; the stop loss is half of it, as the leader's was
+        assert Decimal(outcomes[0].orders[0]["quantity"]) == Decimal("0.005")
+        assert Decimal(outcomes[1].orders[0]["quantity"]) == Decimal("0.0025")
+        assert [o.order_type.value for o in f.sim.open_orders()] == ["stop_loss"]
