@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -11,8 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from ..core import protocol
+from ..core.profile_zip import ProfileError, build_profile_zip
 from .auth import Principal, bearer_token, hash_secret, new_capability, new_secret
-from .state import HubState
+from .state import STATE_KEY, HubState
 from .store import Capability, DuplicateStrategy, SqliteStore, Strategy
 
 logger = logging.getLogger("octobot_signals.hub.api")
@@ -54,7 +56,7 @@ async def error_middleware(
 
 
 def _state(request: web.Request) -> HubState:
-    return request.app["state"]
+    return request.app[STATE_KEY]
 
 
 async def _principal(request: web.Request) -> Principal:
@@ -144,8 +146,31 @@ def parse_strategy_body(body: dict[str, Any], stream_id: str) -> Strategy:
     unknown = set(body) - {"id", "name", "visibility", "pairs", "exchange_type", "exchange", "public_key"}
     if unknown:
         raise ApiError(400, "bad_request", f"unknown fields: {sorted(unknown)}")
-    return Strategy(strategy_id, name, visibility, tuple(dict.fromkeys(pairs)), exchange_type, exchange, public_key,
-                    stream_id)
+    strategy = Strategy(strategy_id, name, visibility, tuple(pairs), exchange_type, exchange, public_key, stream_id)
+    # Refuse now what could not become a profile later (symbol shapes, exchange name, futures pairs).
+    try:
+        build_profile_zip(profile_spec(strategy), "http://127.0.0.1:8765", "validation-only",
+                          profile_name=profile_name(strategy))
+    except ProfileError as err:
+        raise ApiError(400, "bad_request", str(err)) from err
+    return strategy
+
+
+def profile_spec(strategy: Strategy) -> dict[str, Any]:
+    return {
+        "id": strategy.id,
+        "name": strategy.name,
+        "pairs": list(strategy.pairs),
+        "exchange_type": strategy.exchange_type,
+        "exchange": strategy.exchange,
+        "public_key": strategy.public_key,
+    }
+
+
+def profile_name(strategy: Strategy) -> str:
+    # OctoBot profile names take a restricted alphabet; the display name may not.
+    cleaned = re.sub(r"[^A-Za-z0-9 _.-]+", " ", f"Copy {strategy.name}")
+    return " ".join(cleaned.split())[:100] or f"Copy {strategy.id}"
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -266,20 +291,9 @@ async def download_profile(request: web.Request) -> web.Response:
     record = await state.store.run(lookup)
     if record is None or record.strategy_id != strategy_id or strategy_id not in state.strategies:
         raise ApiError(404, "not_found", "unknown or expired link")
-    try:
-        from ..core.profile_zip import build_profile_zip
-    except ImportError as err:
-        raise ApiError(503, "unavailable", "profile builder not installed") from err
     strategy = state.strategies[strategy_id]
-    spec = {
-        "id": strategy.id,
-        "name": strategy.name,
-        "pairs": list(strategy.pairs),
-        "exchange_type": strategy.exchange_type,
-        "exchange": strategy.exchange,
-        "public_key": strategy.public_key,
-    }
-    data = build_profile_zip(spec, state.hub_url, record.token_plain)
+    data = build_profile_zip(profile_spec(strategy), state.hub_url, record.token_plain,
+                             profile_name=profile_name(strategy))
     return web.Response(
         body=data,
         content_type="application/zip",

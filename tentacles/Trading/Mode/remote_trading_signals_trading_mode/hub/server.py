@@ -16,7 +16,7 @@ from aiohttp import web
 from ..core import protocol
 from .api import MAX_BODY_BYTES, add_routes, error_middleware
 from .auth import Authenticator, hash_secret, new_secret
-from .state import HubState
+from .state import STATE_KEY, HubState
 from .store import AsyncStore
 from .ws import cable_handler
 
@@ -93,7 +93,7 @@ async def start_hub(
         state = HubState(store=store, auth=Authenticator(store, admin_hash), hub_url="")
         state.strategies = {s.id: s for s in strategies}
         app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
-        app["state"] = state
+        app[STATE_KEY] = state
         add_routes(app)
         app.router.add_get(protocol.WS_PATH, cable_handler)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)

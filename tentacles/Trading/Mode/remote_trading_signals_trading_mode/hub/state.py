@@ -5,6 +5,8 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+
 from .auth import Authenticator, Principal
 from .fanout import LocalFanout
 from .store import AsyncStore, Strategy
@@ -42,3 +44,6 @@ class HubState:
 
     def followable(self, principal: Principal) -> list[Strategy]:
         return [s for s in self.strategies.values() if self.may_follow(principal, s)]
+
+
+STATE_KEY = web.AppKey("state", HubState)

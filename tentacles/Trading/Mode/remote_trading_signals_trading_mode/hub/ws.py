@@ -10,7 +10,7 @@ from aiohttp import WSMsgType, web
 
 from ..core import protocol
 from .auth import Principal, bearer_token
-from .state import HubState
+from .state import STATE_KEY, HubState
 
 logger = logging.getLogger("octobot_signals.hub.ws")
 
@@ -256,7 +256,7 @@ class FeedConnection:
 async def cable_handler(request: web.Request) -> web.StreamResponse:
     from .api import json_error  # local import: api imports nothing from here
 
-    state: HubState = request.app["state"]
+    state: HubState = request.app[STATE_KEY]
     token = bearer_token(request)
     if token is None:
         return json_error(401, "unauthorized", "missing Authorization: Bearer token")
