@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -47,10 +48,16 @@ def auth(token: str | None) -> dict[str, str]:
 
 @contextlib.asynccontextmanager
 async def running_hub(
-    data_dir: Path, admin_token: str = DEFAULT_ADMIN_TOKEN, port: int = 0, public_url: str | None = None
+    data_dir: Path,
+    admin_token: str = DEFAULT_ADMIN_TOKEN,
+    port: int = 0,
+    public_url: str | None = None,
+    queue_size: int = 1000,
 ) -> AsyncIterator[HubHandle]:
     """An in-process hub on 127.0.0.1 (ephemeral port unless given); always stopped on exit."""
-    handle = await start_hub("127.0.0.1", port, data_dir, admin_token=admin_token, public_url=public_url)
+    handle = await start_hub(
+        "127.0.0.1", port, data_dir, admin_token=admin_token, public_url=public_url, queue_size=queue_size
+    )
     try:
         yield handle
     finally:
@@ -214,3 +221,77 @@ class HubProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.terminate()
+
+
+class RawWebSocket:
+    """A hand-rolled WebSocket client on a raw socket with a tiny receive buffer.
+
+    aiohttp's client keeps reading into memory; this one lets a test stop reading entirely,
+    which is what a stuck follower looks like to the hub.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def connect(cls, base_url: str, token: str, rcvbuf: int = 4096, timeout: float = 5.0) -> RawWebSocket:
+        host_port = base_url.split("://", 1)[1]
+        host, _, port = host_port.rpartition(":")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: caps the TCP window
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.sock_connect(sock, (host, int(port))), timeout)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=rcvbuf)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (
+                f"GET {protocol.WS_PATH} HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        return cls(reader, writer)
+
+    async def send_text(self, text: str) -> None:
+        payload = text.encode()
+        length = len(payload)
+        if length < 126:
+            header = bytes([0x81, 0x80 | length])
+        elif length < 65536:
+            header = bytes([0x81, 0x80 | 126]) + length.to_bytes(2, "big")
+        else:
+            header = bytes([0x81, 0x80 | 127]) + length.to_bytes(8, "big")
+        # An all-zero mask key keeps the payload as is (clients must mask; the key's value is free).
+        self.writer.write(header + b"\0\0\0\0" + payload)
+        await asyncio.wait_for(self.writer.drain(), 5)
+
+    async def read_frame(self, timeout: float = 5.0) -> tuple[int, bytes]:
+        """(opcode, payload) of the next server frame."""
+        head = await asyncio.wait_for(self.reader.readexactly(2), timeout)
+        length = head[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(await asyncio.wait_for(self.reader.readexactly(2), timeout), "big")
+        elif length == 127:
+            length = int.from_bytes(await asyncio.wait_for(self.reader.readexactly(8), timeout), "big")
+        payload = await asyncio.wait_for(self.reader.readexactly(length), timeout)
+        return head[0] & 0x0F, payload
+
+    async def drain_until_closed(self, timeout: float = 10.0) -> int | None:
+        """Read everything until the hub closes; the close code if a close frame came, else None (dropped)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise AssertionError("hub did not close the connection in time")
+                opcode, payload = await self.read_frame(remaining)
+                if opcode == 0x8:
+                    return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return None
+
+    def close(self) -> None:
+        self.writer.transport.abort()

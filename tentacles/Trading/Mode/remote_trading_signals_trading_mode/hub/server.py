@@ -81,8 +81,12 @@ async def start_hub(
     data_dir: Path | str,
     admin_token: str | None = None,
     public_url: str | None = None,
+    queue_size: int = 1000,
 ) -> HubHandle:
-    """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir."""
+    """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir.
+
+    queue_size: outgoing frames buffered per connection before a follower counts as too slow.
+    """
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = AsyncStore(data_dir)
@@ -90,7 +94,7 @@ async def start_hub(
     try:
         admin_hash, admin_plain = await _resolve_admin_token(store, admin_token)
         strategies = await store.run(lambda db: db.load_strategies())
-        state = HubState(store=store, auth=Authenticator(store, admin_hash), hub_url="")
+        state = HubState(store=store, auth=Authenticator(store, admin_hash), hub_url="", queue_size=queue_size)
         state.strategies = {s.id: s for s in strategies}
         app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
         app[STATE_KEY] = state

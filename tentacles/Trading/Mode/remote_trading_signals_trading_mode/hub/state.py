@@ -21,6 +21,7 @@ class HubState:
     auth: Authenticator
     hub_url: str
     fanout: LocalFanout = field(default_factory=LocalFanout)
+    queue_size: int = 1000  # per-connection outgoing frames before a slow follower is dropped
     # The hub is the only writer of strategies, so an in-memory copy stays exact.
     strategies: dict[str, Strategy] = field(default_factory=dict)
     connections: set[FeedConnection] = field(default_factory=set)

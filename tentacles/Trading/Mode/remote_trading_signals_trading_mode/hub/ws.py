@@ -14,7 +14,6 @@ from .state import STATE_KEY, HubState
 
 logger = logging.getLogger("octobot_signals.hub.ws")
 
-QUEUE_SIZE = 1000
 SEND_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
 REPLAY_PAGE = 500
@@ -28,7 +27,7 @@ class FeedConnection:
         self.ws = ws
         self.principal = principal
         self.request = request
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=QUEUE_SIZE)
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=state.queue_size)
         self.subscribed: set[str] = set()
         # strategy id -> live frames that arrived while its replay runs (flushed after it).
         self.replaying: dict[str, list[tuple[int, str]]] = {}
@@ -42,7 +41,7 @@ class FeedConnection:
             return
         buffered = self.replaying.get(strategy_id)
         if buffered is not None:
-            if len(buffered) >= QUEUE_SIZE:
+            if len(buffered) >= self.state.queue_size:
                 self.overflow()
             else:
                 buffered.append((q, frame))
@@ -263,7 +262,8 @@ async def cable_handler(request: web.Request) -> web.StreamResponse:
     principal = await state.auth.authenticate(token)
     if principal is None:
         return json_error(401, "unauthorized", "unknown token")
-    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES, autoping=True)
+    # aiohttp refuses payloads >= max_msg_size; the protocol refuses only those > MAX_FRAME_BYTES.
+    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES + 1, autoping=True)
     await ws.prepare(request)
     connection = FeedConnection(state, ws, principal, request)
     state.connections.add(connection)
