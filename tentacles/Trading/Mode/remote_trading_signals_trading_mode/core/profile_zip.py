@@ -24,7 +24,7 @@ from .settings import SettingsError, settings_from_config
 
 MODE_CLASS = "RemoteTradingSignalsTradingMode"
 PACKAGED_PROFILE_NAME = "copy_trading"
-PACKAGED_PROFILE_ID = "octobot-signals-copy-trading"
+PACKAGED_PROFILE_ID = PACKAGED_PROFILE_NAME  # OctoBot selects profiles by id: keep it the folder name
 DEFAULT_PROFILE_NAME = "default"
 DEFAULT_PROFILE_ID = "default"
 DEFAULT_STARTING_QUOTE = Decimal(1000)
