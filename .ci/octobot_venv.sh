@@ -43,18 +43,14 @@ PYTHON=$(find_python312) || {
 echo "octobot venv: creating $VENV with $PYTHON (octobot==$OCTOBOT_VERSION, ~90 s)" >&2
 rm -rf "$VENV.partial"
 mkdir -p "$CACHE"
-"$PYTHON" -m venv "$VENV.partial"
+"$PYTHON" -m venv --prompt py312-octobot "$VENV.partial"
 "$VENV.partial/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
 "$VENV.partial/bin/python" -m pip install -q "octobot==$OCTOBOT_VERSION" 2>&1 | grep -v "^WARNING: Location" >&2 || true
 # venvs hold absolute paths: build under .partial, then rebuild the scripts in place under the final name
 rm -rf "$VENV"
 mv "$VENV.partial" "$VENV"
 "$PYTHON" -m venv --upgrade "$VENV" >/dev/null
-for script in "$VENV"/bin/*; do
-  if [ -f "$script" ] && head -c 2 "$script" | grep -q '#!'; then
-    sed -i "1s|$VENV.partial/|$VENV/|" "$script"
-  fi
-done
+grep -rlI --exclude-dir=__pycache__ "$VENV.partial" "$VENV/bin" | xargs -r sed -i "s|$VENV.partial|$VENV|g"
 if ! is_ready; then
   echo "octobot venv: installation failed ($VENV/bin/OctoBot --version does not answer)" >&2
   exit 1
