@@ -354,3 +354,41 @@ async def test_slow_follower_does_not_delay_a_fast_one(tmp_path: Path) -> None:
                 await fast.close()
         finally:
             slow.close()
+
+
+async def test_big_replay_with_a_small_queue_and_live_traffic(tmp_path: Path) -> None:
+    """A replay longer than the queue, while another strategy streams live: nothing dropped, no overflow."""
+    async with running_hub(tmp_path / "hub", queue_size=20) as hub:
+        s1 = await admin_create_strategy(hub.base_url, hub.admin_token, "s1")
+        s2 = await admin_create_strategy(hub.base_url, hub.admin_token, "s2")
+        token = (await admin_create_follower(hub.base_url, hub.admin_token, "s1"))["token"]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            p1 = await ws_connect(session, hub.base_url, s1["publish_secret"])
+            p2 = await ws_connect(session, hub.base_url, s2["publish_secret"])
+            for _ in range(200):
+                await p1.send_str(publish_command(s1)[0])
+            for _ in range(200):
+                assert (await recv_json(p1))["type"] == "ack"
+            follower = await ws_connect(session, hub.base_url, token)
+            await follower.send_str(protocol.build_subscribe_command(["s2"]))
+            assert (await recv_json(follower))["type"] == "confirm_subscription"
+            await follower.send_str(protocol.build_subscribe_command(["s1"], {"s1": 0}))
+
+            async def live() -> None:
+                for _ in range(10):  # well under the queue size: a follower that reads keeps up
+                    assert (await publish(p2, s2))["type"] == "ack"
+
+            task = asyncio.create_task(live())
+            got: dict[str, list[int]] = {"s1": [], "s2": []}
+            confirmed = False
+            while len(got["s1"]) < 200 or len(got["s2"]) < 10:
+                frame = await recv_json(follower, 10)
+                if frame.get("type") == "confirm_subscription":
+                    confirmed = True
+                    continue
+                message = frame["message"]
+                got[message["s"]["identifier"]].append(message["q"])
+            await task
+            assert confirmed
+            assert got == {"s1": list(range(1, 201)), "s2": list(range(1, 11))}
+            assert hub.state.fanout.count("s1") == 1 and hub.state.fanout.count("s2") == 1

@@ -275,3 +275,12 @@ def test_recent_ids_is_bounded_lru() -> None:
     assert not ids.add("a")  # known, and refreshed
     assert ids.add("d")  # evicts b, the least recent
     assert "b" not in ids and "a" in ids and len(ids) == 3
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_number_inside_bundle_is_refused(number: str) -> None:
+    value = json.dumps(BUNDLE).replace('"create"}', '"create", "limit_price": ' + number + "}")
+    assert number in value
+    with pytest.raises(p.ProtocolError) as info:
+        p.parse_client_command(publish_text(value=value))
+    assert info.value.code == "bad_bundle" and info.value.u == "msg-1"

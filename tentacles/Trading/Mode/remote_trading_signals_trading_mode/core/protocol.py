@@ -350,6 +350,10 @@ def _parse_publish(identifier: str, raw_data: Any) -> PublishCommand:
         except (ValueError, RecursionError) as err:
             raise ProtocolError("bad_bundle", "data.value is not valid JSON") from err
         validate_bundle_shape(bundle, "data.value")
+        try:
+            canonical_json(bundle)  # Python's json reads NaN/Infinity/1e999: refuse them here
+        except ValueError as err:
+            raise ProtocolError("bad_bundle", "data.value contains a non-finite number") from err
     except ProtocolError as err:
         err.u = u
         raise

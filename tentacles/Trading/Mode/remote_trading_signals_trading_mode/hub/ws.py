@@ -32,6 +32,10 @@ class FeedConnection:
         # strategy id -> live frames that arrived while its replay runs (flushed after it).
         self.replaying: dict[str, list[tuple[int, str]]] = {}
         self.closed = False
+        # Set when the queue has room for replay frames (replay keeps half the queue free for
+        # live frames and pings, so replaying never overflows the connection by itself).
+        self._room = asyncio.Event()
+        self._room.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._close_task: asyncio.Task[None] | None = None
 
@@ -64,15 +68,13 @@ class FeedConnection:
         if self.closed:
             return
         self.closed = True
+        self._room.set()
         self.state.fanout.unsubscribe_all(self)
         self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: int, reason: str) -> None:
         for task in self._tasks:
             task.cancel()
-        # Unblock a replay that waits for room in the queue; it sees `closed` and stops.
-        while not self.queue.empty():
-            self.queue.get_nowait()
         try:
             await asyncio.wait_for(self.ws.close(code=code, message=reason.encode()), CLOSE_TIMEOUT_S)
         except (asyncio.TimeoutError, ConnectionError, RuntimeError):
@@ -87,12 +89,15 @@ class FeedConnection:
         try:
             while True:
                 frame = await self.queue.get()
+                if self.queue.qsize() <= self._low_water:
+                    self._room.set()
                 await asyncio.wait_for(self.ws.send_str(frame), SEND_TIMEOUT_S)
         except asyncio.CancelledError:
             raise
-        except (asyncio.TimeoutError, ConnectionError, RuntimeError) as err:
+        except Exception as err:  # timeout, reset, closing transport: this link is done
             logger.info("%s: send failed (%s), closing", self.principal.label, type(err).__name__)
             self.closed = True
+            self._room.set()
             self.state.fanout.unsubscribe_all(self)
             transport = self.request.transport
             if transport is not None:
@@ -101,7 +106,17 @@ class FeedConnection:
     async def _pinger(self) -> None:
         while not self.closed:
             await asyncio.sleep(protocol.PING_INTERVAL_S)
-            self.send_nowait(protocol.ping_frame(time.time()))
+            # Queued frames already prove the link is alive; never let a ping overflow the queue.
+            if self.queue.empty():
+                self.send_nowait(protocol.ping_frame(time.time()))
+
+    @property
+    def _high_water(self) -> int:
+        return max(1, self.state.queue_size // 2)
+
+    @property
+    def _low_water(self) -> int:
+        return self.state.queue_size // 4
 
     # ----------------------------------------------------------------- lifecycle
     async def run(self) -> None:
@@ -198,8 +213,13 @@ class FeedConnection:
                     if self.closed:
                         return
                     # Awaiting here only paces this connection's own replay.
+                    while self.queue.qsize() >= self._high_water and not self.closed:
+                        self._room.clear()
+                        await self._room.wait()
+                    if self.closed:
+                        return
                     frame = protocol.delivery_frame(protocol.CHANNEL_IDENTIFIER, entry.feed_message(stream_id))
-                    await self.queue.put(frame)
+                    self.send_nowait(frame)
                     last = entry.q
                 if len(entries) < REPLAY_PAGE:
                     break
