@@ -392,3 +392,32 @@ async def test_big_replay_with_a_small_queue_and_live_traffic(tmp_path: Path) ->
             assert confirmed
             assert got == {"s1": list(range(1, 201)), "s2": list(range(1, 11))}
             assert hub.state.fanout.count("s1") == 1 and hub.state.fanout.count("s2") == 1
+
+
+async def test_follower_vanishing_mid_replay_is_cleaned_up(tmp_path: Path) -> None:
+    async with running_hub(tmp_path / "hub", queue_size=20) as hub:
+        strategy = await admin_create_strategy(hub.base_url, hub.admin_token, "s1")
+        token = (await admin_create_follower(hub.base_url, hub.admin_token, "s1"))["token"]
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+            publisher = await ws_connect(session, hub.base_url, strategy["publish_secret"])
+            bundle = make_bundle("s1")
+            bundle["signals"][0]["content"]["tag"] = "r" * 50_000
+            for _ in range(150):
+                await publisher.send_str(publish_command(strategy, bundle=bundle)[0])
+            for _ in range(150):
+                assert (await recv_json(publisher))["type"] == "ack"
+            raw = await RawWebSocket.connect(hub.base_url, token)
+            await raw.send_text(protocol.build_subscribe_command(["s1"], {"s1": 0}))
+            await asyncio.sleep(0.3)  # the replay is now stuck on the unread socket
+            assert len(hub.state.connections) == 2
+            raw.close()
+            for _ in range(200):
+                if len(hub.state.connections) == 1:
+                    break
+                await asyncio.sleep(0.05)
+            assert len(hub.state.connections) == 1  # only the publisher is left
+            assert hub.state.fanout.count("s1") == 0
+            # The hub still serves a normal follower.
+            follower = await ws_connect(session, hub.base_url, token)
+            await subscribe(follower, ["s1"], resume={"s1": 148})
+            assert [m["q"] for m in await collect(follower, 2)] == [149, 150]
