@@ -83,7 +83,7 @@ async def admin_create_strategy(base_url: str, admin_token: str, strategy_id: st
             f"{base_url}/api/strategies", json=strategy_body(strategy_id, **overrides), headers=auth(admin_token)
         ) as resp:
             body = await resp.json()
-            assert resp.status == 201, body
+            assert resp.status == 200, body
             return body
 
 
@@ -91,7 +91,7 @@ async def admin_create_follower(base_url: str, admin_token: str, strategy_id: st
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
         async with session.post(f"{base_url}/api/strategies/{strategy_id}/followers", headers=auth(admin_token)) as resp:
             body = await resp.json()
-            assert resp.status == 201, body
+            assert resp.status == 200, body
             return body
 
 

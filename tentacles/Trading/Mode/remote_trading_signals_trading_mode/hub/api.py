@@ -200,7 +200,7 @@ async def create_strategy(request: web.Request) -> web.Response:
         raise ApiError(409, "duplicate", f"strategy {strategy.id} already exists") from err
     state.strategies[strategy.id] = strategy
     logger.info("strategy %s created (%s)", strategy.id, strategy.visibility)
-    return web.json_response({**strategy.public_dict(), "publish_secret": publish_secret}, status=201)
+    return web.json_response({**strategy.public_dict(), "publish_secret": publish_secret})
 
 
 async def list_strategies(request: web.Request) -> web.Response:
@@ -216,7 +216,7 @@ async def create_follower(request: web.Request) -> web.Response:
     token_id = f"fol_{secrets.token_hex(8)}"
     await _state(request).store.run(lambda db: db.create_follower_token(token_id, hash_secret(token), strategy.id))
     logger.info("follower token %s created for %s", token_id, strategy.id)
-    return web.json_response({"token": token, "token_id": token_id, "strategy": strategy.id}, status=201)
+    return web.json_response({"token": token, "token_id": token_id, "strategy": strategy.id})
 
 
 async def revoke_follower(request: web.Request) -> web.Response:
