@@ -6,6 +6,7 @@ way a user runs OctoBot. The venv comes from .ci/octobot_venv.sh (created once, 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -30,6 +31,7 @@ def skip_requested() -> bool:
     return os.environ.get(SKIP_ENV) == "1"
 
 
+@functools.lru_cache(maxsize=1)  # one check per test session (`OctoBot --version` takes ~3 s)
 def octobot_venv() -> Path:
     """The OctoBot 2.1.1 venv, created by .ci/octobot_venv.sh when it is missing (then cached)."""
     given = os.environ.get(VENV_ENV)
