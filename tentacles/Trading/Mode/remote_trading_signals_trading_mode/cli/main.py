@@ -12,6 +12,8 @@ from .args import UsageError
 _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
     "replay": (".replay", "add_replay_arguments", "replay_command",
                "dry-run a strategy journal against a portfolio on an offline simulated exchange"),
+    "follow": (".follow", "add_follow_arguments", "follow_command",
+               "paper-trade a strategy live: the mode on an offline simulated exchange, fed by a hub"),
     "hub": ("..hub.cli", "add_hub_arguments", "hub_command", "run the self-hostable strategy hub"),
     "demo": (".demo", "add_demo_arguments", "demo_command",
              "the whole loop offline: embedded hub, a publishing leader, following bots"),
