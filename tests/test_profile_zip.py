@@ -134,6 +134,16 @@ def test_unusable_input_is_refused_naming_the_field(strategy: Any, hub: str, tok
 def test_profile_name_is_checked() -> None:
     with pytest.raises(ProfileError, match="^profile_name:"):
         build_profile_zip(SPOT, HUB, TOKEN, profile_name="bad/name")
+    for unsafe in ("../../etc", "..", " ", ""):  # OctoBot names the profile folder after it
+        with pytest.raises(ProfileError, match="^profile_name:"):
+            profile_zip.build_profile_files(SPOT, settings={}, profile_name=unsafe, profile_id="x", description="")
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("Alpha/../Beta", "Copy Alpha .. Beta"), ("Émile's bot", "Copy mile s bot"), ("///", "Copy alpha-1")])
+def test_default_profile_name_is_made_safe(name: str, expected: str) -> None:
+    profile = members(build_profile_zip({**SPOT, "name": name}, HUB, TOKEN))["profile.json"]
+    assert profile["profile"]["name"] == expected
 
 
 def test_packaged_profiles_carry_no_token(tmp_path: Path) -> None:

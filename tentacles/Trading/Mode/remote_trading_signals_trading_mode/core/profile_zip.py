@@ -59,7 +59,9 @@ _OTHER_TRADING_MODES = (
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ASSET = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _EXCHANGE = re.compile(r"^[a-z0-9_]{1,64}$")
-_PROFILE_NAME = re.compile(r"^[A-Za-z0-9 _.-]{1,100}$")
+# OctoBot renames an imported profile's folder after its name: no path separators or odd characters.
+_PROFILE_NAME = re.compile(r"^(?=.*[A-Za-z0-9])[A-Za-z0-9 _.-]{1,100}$")  # never just dots ("..")
+_UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9 _.-]+")
 _EXCHANGE_TYPES = ("spot", "future")
 MAX_PAIRS = 200
 # Fixed member timestamp: the same inputs give byte-identical zips (cacheable, testable).
@@ -190,7 +192,8 @@ def build_profile_files(strategy: Mapping[str, Any], *, settings: Mapping[str, A
                         starting_portfolio: Mapping[str, Decimal | int | str] | None = None) -> dict[str, bytes]:
     """Relative path -> file content for one profile folder."""
     if not isinstance(profile_name, str) or not _PROFILE_NAME.match(profile_name):
-        raise ProfileError("profile_name: use 1-100 letters, digits, spaces, '.', '_' or '-'")
+        raise ProfileError("profile_name: use 1-100 letters, digits, spaces, '.', '_' or '-' (at least one "
+                           "letter or digit)")
     documents = {
         "profile.json": profile_config(strategy, profile_name=profile_name, profile_id=profile_id,
                                        description=description, starting_portfolio=starting_portfolio),
@@ -199,6 +202,12 @@ def build_profile_files(strategy: Mapping[str, Any], *, settings: Mapping[str, A
     }
     return {path: (json.dumps(doc, indent=4, sort_keys=False) + "\n").encode()
             for path, doc in documents.items()}
+
+
+def default_profile_name(name: str, strategy_id: str) -> str:
+    """'Copy <name>' reduced to the characters allowed in profile names."""
+    cleaned = " ".join(_UNSAFE_NAME_CHARS.sub(" ", f"Copy {name}").split())[:100].strip()
+    return cleaned if cleaned != "Copy" else f"Copy {strategy_id}"
 
 
 def build_profile_zip(strategy: Mapping[str, Any], hub_url: str, follower_token: str, *,
@@ -218,7 +227,7 @@ def build_profile_zip(strategy: Mapping[str, Any], hub_url: str, follower_token:
         strategy,
         settings={"trading_strategy": strategy_id, "hub_url": hub_url, "follower_token": follower_token,
                   "public_key": public_key},
-        profile_name=profile_name or f"Copy {name}"[:100],
+        profile_name=profile_name or default_profile_name(name, strategy_id),
         profile_id=f"octobot-signals-{strategy_id}",
         description=f"Copies the '{name}' strategy ({strategy_id}) from its hub, sized to this bot's portfolio.",
     )
