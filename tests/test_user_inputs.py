@@ -13,11 +13,15 @@ from octobot_signals.follower.sim_exchange import SimExchangeSpec
 CONFIG = Path(octobot_signals.__file__).parent / "config" / "RemoteTradingSignalsTradingMode.json"
 
 
-async def _inputs() -> dict:
+async def _inputs(live: bool = True) -> dict:
     spec = SimExchangeSpec(portfolio={"USDT": Decimal(10)}, prices={"BTC/USDT": Decimal(20000)})
     async with follower_on_sim_exchange(spec) as f:
         inputs: dict = {}
-        f.mode.init_user_inputs(inputs)
+        f.sim.exchange_manager.is_backtesting = not live  # the offline exchange is a backtesting one
+        try:
+            f.mode.init_user_inputs(inputs)
+        finally:
+            f.sim.exchange_manager.is_backtesting = True
         # keyed by "<parent><name>"; outside a bot the parent is None
         return {ui.name: ui.to_dict() for ui in inputs.values()}
 
@@ -39,3 +43,8 @@ async def test_every_setting_is_a_titled_user_input_with_the_shipped_default():
 def test_shipped_defaults_are_valid_settings():
     settings = settings_module.settings_from_config(json.loads(CONFIG.read_text()))
     assert settings == settings_module.FollowerSettings()
+
+
+async def test_backtests_never_see_the_follower_token():
+    # OctoBot saves a backtest's user inputs in its run data
+    assert "follower_token" not in await _inputs(live=False)

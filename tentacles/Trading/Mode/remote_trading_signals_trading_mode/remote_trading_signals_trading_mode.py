@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import decimal
+import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,20 @@ Decimal = decimal.Decimal
 DATA_DIR_ENV = "OCTOBOT_SIGNALS_DATA_DIR"
 _DEFAULT_DATA_DIR = Path("user") / "data" / "remote_trading_signals"
 _UNSAFE_FILE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+_TOKEN_IN_TEXT = re.compile(r"""(['"]follower_token['"]\s*:\s*)(['"])[^'"]*\2""")
+
+
+class _RedactFollowerToken(logging.Filter):
+    """octobot-trading logs a mode's whole trading config ("Using config: ..."): hide the token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "follower_token" in message:
+            record.msg, record.args = _TOKEN_IN_TEXT.sub(r"\1'***'", message), None
+        return True
+
+
+logging.getLogger("RemoteTradingSignalsTradingMode").addFilter(_RedactFollowerToken())
 
 
 class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
@@ -38,6 +54,7 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
         super().__init__(config, exchange_manager)
         self.settings = settings_module.FollowerSettings()
         self.data_dir: Path | None = None  # set by harnesses (replay, tests); else env or OctoBot's user/data
+        self.clock: Callable[[], float] | None = None  # default: the exchange's clock
 
     # ---- OctoBot class API -------------------------------------------------------------
     def get_mode_producer_classes(self) -> list:
@@ -70,9 +87,11 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
                       title="Strategy to follow: the strategy id on the hub (letters, digits, _ and -).")
         ui.user_input("hub_url", text, d.hub_url, inputs,
                       title="Strategy hub URL, e.g. https://signals.example.org (leave empty to backtest a journal).")
-        ui.user_input("follower_token", text, d.follower_token, inputs,
-                      title="Follower token given by the hub (kept secret, never logged).",
-                      other_schema_values={"format": "password"})
+        if not (self.exchange_manager is not None and self.exchange_manager.is_backtesting):
+            # backtests save every user input in their run data: a backtest never needs the token
+            ui.user_input("follower_token", text, d.follower_token, inputs,
+                          title="Follower token given by the hub (kept secret, never logged).",
+                          other_schema_values={"format": "password"})
         ui.user_input("public_key", text, d.public_key, inputs,
                       title="Strategy publisher's Ed25519 public key (base64). When set, unsigned or forged "
                             "signals are refused.")
@@ -132,12 +151,17 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
 
     def build_engine(self) -> FollowerEngine:
         mode: RemoteTradingSignalsTradingMode = self.trading_mode
-        order_map = OrderMap.load(mode.order_map_path())
+        em = mode.exchange_manager
+        # an OctoBot backtest starts from scratch each run: its copies must not outlive it
+        in_memory = em.is_backtesting and mode.data_dir is None
+        order_map = OrderMap.load(None if in_memory else mode.order_map_path())
         if order_map.load_warning:
             self.logger.warning(order_map.load_warning)
-        clock = mode.exchange_manager.exchange.get_exchange_current_time
-        return FollowerEngine(mode.exchange_manager, mode.settings, order_map, trading_mode=mode, clock=clock,
-                              logger=None)
+        clock = mode.clock or em.exchange.get_exchange_current_time
+        # a backtest applies each journal message at the first candle after it: its age there
+        # is the candle's granularity, not the signal's lateness
+        check_age = not (em.is_backtesting and mode.settings.journal_path)
+        return FollowerEngine(em, mode.settings, order_map, trading_mode=mode, clock=clock, check_age=check_age)
 
     async def apply_feed_message(self, raw: Any) -> list[Outcome]:
         async with self._lock:  # feed order is trading order: never interleave two messages

@@ -70,7 +70,7 @@ async def _follow(args: argparse.Namespace, token: str) -> int:
             sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
-    async with follower_on_sim_exchange(spec, overrides, data_dir=args.data) as harness:
+    async with follower_on_sim_exchange(spec, overrides, data_dir=args.data, live=True) as harness:
         subscription = await subscribe_mode(harness.mode, on_outcomes=report)
         sys.stdout.write(json.dumps({"following": args.strategy, "hub": args.hub}) + "\n")
         sys.stdout.flush()

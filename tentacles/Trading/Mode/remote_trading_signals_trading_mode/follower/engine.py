@@ -41,7 +41,7 @@ class _Context:
 class FollowerEngine:
     def __init__(
         self, exchange_manager: Any, settings: settings_module.FollowerSettings, order_map: OrderMap,
-        *, trading_mode: Any = None, clock: Callable[[], float] = time.time,
+        *, trading_mode: Any = None, clock: Callable[[], float] = time.time, check_age: bool = True,
         logger: logging.Logger | None = None,
     ) -> None:
         self.exchange_manager = exchange_manager
@@ -49,6 +49,7 @@ class FollowerEngine:
         self.order_map = order_map
         self.trading_mode = trading_mode
         self.clock = clock
+        self.check_age = check_age
         self.logger = logger or logging.getLogger("RemoteTradingSignalsFollower")
 
     # ---- entry point -------------------------------------------------------------------
@@ -76,7 +77,7 @@ class FollowerEngine:
         if self.order_map.was_applied(message.u):
             return self._skip_all(message, f"duplicate message u={message.u}: already applied")
         now = Decimal(str(self.clock()))
-        age_skip = sizing.check_signal_age(now, message.d, self.settings)
+        age_skip = sizing.check_signal_age(now, message.d, self.settings) if self.check_age else None
         if age_skip is not None:
             outcomes = self._skip_all(message, age_skip.reason)
         else:

@@ -48,8 +48,12 @@ class FollowerHarness:
 @contextlib.asynccontextmanager
 async def follower_on_sim_exchange(
     spec: SimExchangeSpec, overrides: Mapping[str, Any] | None = None, data_dir: Path | None = None,
+    live: bool = False,
 ) -> AsyncIterator[FollowerHarness]:
-    """A started mode on a fresh simulated exchange; its order map lives in `data_dir` (temp if None)."""
+    """A started mode on a fresh simulated exchange; its order map lives in `data_dir` (temp if None).
+
+    `live`: signals arrive in real time (a hub feed), so their age is judged on the wall clock.
+    """
     from ..remote_trading_signals_trading_mode import RemoteTradingSignalsTradingMode
 
     trading_config = trading_config_with(overrides or {})
@@ -61,6 +65,8 @@ async def follower_on_sim_exchange(
             sim.exchange_manager.backtesting.time_manager.current_timestamp = time.time()
             mode = RemoteTradingSignalsTradingMode(sim.config, sim.exchange_manager)
             mode.data_dir = data_dir
+            if live:
+                mode.clock = time.time
             await mode.initialize(trading_config=trading_config, auto_start=False)
             sim.exchange_manager.trading_modes.append(mode)
             for producer in mode.producers:
