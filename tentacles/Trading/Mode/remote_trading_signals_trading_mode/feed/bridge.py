@@ -232,7 +232,9 @@ class FeedAuthenticator(authentication.Authenticator):
         for exchange_manager in self._exchange_managers:
             if getattr(exchange_manager, "exchange_name", None) == exchange_name:
                 return exchange_manager
-        return self._exchange_managers[0] if len(self._exchange_managers) == 1 else None
+        if self._exchange_managers:
+            return self._exchange_managers[0] if len(self._exchange_managers) == 1 else None
+        return _running_exchange_manager(exchange_name)
 
     async def _share(self, content: Mapping[str, Any], quantity: Decimal) -> str | None:
         import octobot_trading.enums as trading_enums
@@ -376,6 +378,19 @@ def _share_key(content: Mapping[str, Any]) -> tuple[Any, ...]:
 
 
 # ---------------------------------------------------------------------- module API
+
+
+def _running_exchange_manager(exchange_name: Any) -> Any:
+    """Inside OctoBot nobody attaches exchange managers to us: find the bot's own (the one that trades)."""
+    try:
+        import octobot_trading.exchanges as trading_exchanges
+
+        configurations = trading_exchanges.Exchanges.instance().get_exchanges_list(exchange_name)
+    except Exception:  # no exchange of that name running
+        return None
+    managers = [c.exchange_manager for c in configurations if getattr(c, "exchange_manager", None) is not None]
+    trading = [m for m in managers if m.trading_modes]
+    return (trading or managers or [None])[0]
 
 
 def get_bridge() -> FeedAuthenticator | None:
