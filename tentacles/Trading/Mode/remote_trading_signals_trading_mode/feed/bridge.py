@@ -197,6 +197,14 @@ class FeedAuthenticator(authentication.Authenticator):
             return
         raise HubNotConfigured(f"no hub follower token configured for strategy {identifier!r}")
 
+    async def unregister_feed_callback(self, identifier: str, callback: FeedCallback) -> None:
+        """Stop delivering `identifier` to `callback`; the follower link closes with its last callback."""
+        callbacks = self._callbacks.get(identifier, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+        if not any(self._callbacks.values()) and self.follower is not None:
+            await self.follower.stop()
+
     async def send(self, message: Any, channel_type: Any, identifier: str | None = None, *args: Any,
                    **kwargs: Any) -> None:
         if identifier is None and isinstance(message, Mapping):

@@ -27,11 +27,7 @@ class ModeSubscription:
     callback: Callable[[dict[str, Any]], Awaitable[None]]
 
     async def stop(self) -> None:
-        callbacks = self.bridge._callbacks.get(self.strategy_id, [])
-        if self.callback in callbacks:
-            callbacks.remove(self.callback)
-        if not any(self.bridge._callbacks.values()) and self.bridge.follower is not None:
-            await self.bridge.follower.stop()
+        await self.bridge.unregister_feed_callback(self.strategy_id, self.callback)
 
 
 async def subscribe_mode(mode: Any, logger: Any = None, on_outcomes: OutcomeListener | None = None) -> ModeSubscription:
