@@ -27,6 +27,7 @@ from .hub_admin import all_signals, create_follower_token, create_strategy
 from .leader_mode import ScriptedGridTradingMode
 from .orders_view import OrderTracker, order_contents
 from .report import follower_json, latency_json, leader_orders, portfolio_json
+from .sim_teardown import tolerate_missing_time_channel
 
 STRATEGY_ID = "demo-grid"
 SYMBOL = "BTC/USDT"
@@ -103,6 +104,7 @@ class DemoRun:
 
         leader_sim = await stack.enter_async_context(
             sim_exchange(SimExchangeSpec(portfolio=LEADER_PORTFOLIO, prices={SYMBOL: PRICE_PATH[0]})))
+        tolerate_missing_time_channel(leader_sim)
         leader_start = leader_sim.portfolio()
         leader_mode = ScriptedGridTradingMode(leader_sim.config, leader_sim.exchange_manager)
         await leader_mode.initialize(trading_config={"emit_trading_signals": True, "trading_strategy": STRATEGY_ID,
@@ -137,11 +139,12 @@ class DemoRun:
                 self._report_fills(bot.name, bot.tracker)
             did = await leader_mode.producer().on_price(SYMBOL, price)
             leader_tracker.mark_reported()
-            if did is None:
-                continue
+            # also catches what octobot-trading published by itself (a fill cancelling its OCO sibling)
             fresh = await self._settle(bridge, STEP_SETTLE_TIMEOUT_S)
-            published = "; published " + ", ".join(_describe_message(m) for m in fresh) if fresh else ""
-            self.log("leader", did + published)
+            if did is None and not fresh:
+                continue
+            published = "published " + ", ".join(_describe_message(m) for m in fresh) if fresh else "nothing published"
+            self.log("leader", f"{did or 'after the fills'}; {published}")
             for bot in self.bots:
                 for outcome in bot.new_outcomes():
                     self.log(bot.name, outcome.log_line())
