@@ -311,3 +311,17 @@ async def test_bundled_stop_loss_follows_entry_size():
         # (less the entry's fees, as update_with_triggering_order_fees asks once the entry filled)
         assert Decimal("0.00249") <= Decimal(outcomes[1].orders[0]["quantity"]) <= Decimal("0.0025")
         assert [o.order_type.value for o in f.sim.open_orders()] == ["stop_loss"]
+
+
+async def test_cancel_of_a_chained_order_still_waiting_for_its_entry():
+    tp = sf.order_content(order_id="W-TP", side="sell", order_type="sell_limit", quantity=0.004, limit_price=22000.0,
+                          target_amount="4%", chained_to="W-ENTRY", update_with_triggering_order_fees=True)
+    entry = sf.order_content(order_id="W-ENTRY", order_type="buy_limit", quantity=0.004, limit_price=19500.0,
+                             target_amount="8%", additional_orders=[tp])
+    async with follower_on_sim_exchange(spec(usdt="2000", btc="0")) as f:
+        await f.apply(sf.message(sf.signal(entry)))
+        out = only(await f.apply(sf.cancel("W-TP", side="sell", order_type="sell_limit", limit_price=22000.0)))
+        assert out.result.value == "cancelled", out.reason
+        await f.sim.move_price(BTC, Decimal("19400"))  # the entry fills
+        assert f.sim.open_orders() == [], "a cancelled chained order must not appear when its entry fills"
+        assert f.sim.portfolio()["BTC"]["total"] > 0

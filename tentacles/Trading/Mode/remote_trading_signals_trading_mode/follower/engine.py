@@ -277,7 +277,13 @@ class FollowerEngine:
             self.order_map.unlink(signal.order_id)
             self._skip(ctx, signal, f"my copy of {signal.order_id} is already {order.status.value}")
             return
-        if self.trading_mode is not None:
+        if order.is_waiting_for_chained_trigger and order.triggered_by is not None:
+            # not on the exchange yet: drop it from its entry so the entry's fill never creates it
+            cancelled = order in order.triggered_by.chained_orders
+            if cancelled:
+                order.triggered_by.chained_orders.remove(order)
+                order.status = trading_enums.OrderStatus.CANCELED
+        elif self.trading_mode is not None:
             cancelled, _ = await self.trading_mode.cancel_order(order)
         else:
             cancelled = await self.exchange_manager.trader.cancel_order(order)
