@@ -1,0 +1,58 @@
+"""`octobot-signals bench [--json]`: signal -> order latency, hub fan-out, catch-up, hub memory."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from ..demo.bench_run import BenchOptions, run_bench, target_lines
+from .args import UsageError
+from .replay import quiet_octobot_logs
+
+MAX_FOLLOWERS = 5000
+MAX_SAMPLES = 100000
+
+
+def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of figures")
+    parser.add_argument("--samples", type=int, default=200, help="signal -> order samples (default 200)")
+    parser.add_argument("--followers", default="10,100,1000",
+                        help="fan-out sizes, comma separated (default 10,100,1000)")
+    parser.add_argument("--catch-up", type=int, default=1000, dest="catch_up",
+                        help="signals missed by the catching-up follower (default 1000)")
+    parser.add_argument("--rounds", type=int, default=0,
+                        help="signals published per fan-out size (default: automatic, 50-200)")
+
+
+def _followers(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--followers {text!r}: expected comma-separated whole numbers") from None
+    if not sizes or any(not 1 <= size <= MAX_FOLLOWERS for size in sizes):
+        raise UsageError(f"--followers {text!r}: each size must be between 1 and {MAX_FOLLOWERS}")
+    return sizes
+
+
+def _write(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    if not 1 <= args.samples <= MAX_SAMPLES:
+        raise UsageError(f"--samples must be between 1 and {MAX_SAMPLES}, got {args.samples}")
+    if not 1 <= args.catch_up <= MAX_SAMPLES:
+        raise UsageError(f"--catch-up must be between 1 and {MAX_SAMPLES}, got {args.catch_up}")
+    if not 0 <= args.rounds <= 10000:
+        raise UsageError(f"--rounds must be between 0 and 10000, got {args.rounds}")
+    options = BenchOptions(samples=args.samples, followers=_followers(args.followers), catch_up=args.catch_up,
+                           rounds=args.rounds)
+    quiet_octobot_logs()
+    result = asyncio.run(run_bench(options, _write))
+    for line in target_lines(result):
+        _write(line)
+    if args.json:
+        _write(json.dumps(result, separators=(",", ":")))
+    return 0

@@ -1,0 +1,90 @@
+"""`octobot-signals bench`: latency, fan-out, catch-up and memory figures on loopback.
+
+Real sockets, a real hub (child process) and, for signal -> order, the real mode on the real
+simulated exchange. Returns issue 4's --json shape.
+"""
+from __future__ import annotations
+
+import resource
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .bench_catchup import catch_up
+from .bench_fanout import fanout
+from .bench_hub import HubSubprocess
+from .bench_latency import signal_to_order
+
+FD_HEADROOM = 256
+TARGETS = {"signal_to_order_p99_ms": 5.0, "fanout_1000_p99_ms": 250.0, "catch_up_1000_s": 1.0}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    samples: int = 200
+    followers: list[int] = field(default_factory=lambda: [10, 100, 1000])
+    catch_up: int = 1000
+    rounds: int = 0  # signals per fan-out size; 0 = automatic (more rounds for fewer followers)
+
+
+def rounds_for(options: BenchOptions) -> Callable[[int], int]:
+    if options.rounds:
+        return lambda _size: options.rounds
+    return lambda size: max(50, min(200, 50000 // size))
+
+
+def raise_fd_limit(needed: int) -> None:
+    """1,000 followers = 1,000 sockets here (and as many in the hub): lift the soft limit if needed."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
+    raise_fd_limit(max(options.followers, default=0) * 2 + FD_HEADROOM)  # the child hub inherits it
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="octobot-signals-bench-") as tmp:
+        hub = HubSubprocess(Path(tmp) / "hub")
+        await hub.start()
+        try:
+            write(f"hub (pid {hub.pid}) on {hub.base_url}")
+            write(f"signal -> order: {options.samples} samples (publisher -> hub -> FollowerClient -> mode)")
+            latency = await signal_to_order(hub.base_url, hub.admin_token, options.samples, Path(tmp) / "latency",
+                                            write)
+            write(f"  signal -> order: p50 {latency['p50']} ms, p99 {latency['p99']} ms (n={latency['n']})")
+            write(f"fan-out to {', '.join(map(str, options.followers))} followers")
+            fanout_results, rss_kb = await fanout(hub, options.followers, rounds_for(options), write)
+            write(f"catch-up of {options.catch_up} missed signals")
+            catch_up_s = await catch_up(hub.base_url, hub.admin_token, options.catch_up, Path(tmp) / "catchup", write)
+        finally:
+            hub.stop()
+    write(f"bench done in {time.monotonic() - started:.1f} s")
+    return {
+        "signal_to_order_ms": latency,
+        "fanout": fanout_results,
+        "catch_up_1000_s": round(catch_up_s, 3),
+        "rss_per_idle_follower_kb": None if rss_kb is None else round(rss_kb, 1),
+    }
+
+
+def target_lines(result: dict[str, Any]) -> list[str]:
+    """Targets from issue 4, reported (never asserted)."""
+    lines = []
+    p99 = result["signal_to_order_ms"]["p99"]
+    lines.append(_verdict("signal -> order p99", p99, TARGETS["signal_to_order_p99_ms"], "ms"))
+    for entry in result["fanout"]:
+        if entry["followers"] == 1000:
+            lines.append(_verdict("1,000-follower fan-out p99", entry["p99_ms"], TARGETS["fanout_1000_p99_ms"], "ms"))
+    lines.append(_verdict("catch-up", result["catch_up_1000_s"], TARGETS["catch_up_1000_s"], "s"))
+    return lines
+
+
+def _verdict(name: str, value: float | None, target: float, unit: str) -> str:
+    if value is None:
+        return f"{name}: not measured (target <= {target:g} {unit})"
+    mark = "meets" if value <= target else "MISSES"
+    return f"{name}: {value:g} {unit} {mark} the target <= {target:g} {unit}"
