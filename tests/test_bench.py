@@ -1,0 +1,51 @@
+"""`octobot-signals bench`: a short smoke run with tiny sizes (the real figures come from a full run)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "octobot_signals.cli.main"]
+
+
+def run_cli(args: list[str], tmp_path: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+def test_bench_smoke_json_contract_and_cleanup(tmp_path: Path) -> None:
+    proc = run_cli(["bench", "--json", "--samples", "20", "--followers", "3,10", "--catch-up", "50",
+                    "--rounds", "10"], tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    result = json.loads(lines[-1])
+    assert set(result) == {"signal_to_order_ms", "fanout", "catch_up_1000_s", "rss_per_idle_follower_kb"}
+
+    latency = result["signal_to_order_ms"]
+    assert set(latency) == {"p50", "p99", "n"}
+    assert latency["n"] == 20  # every create was placed by the follower's mode
+    assert 0 < latency["p50"] <= latency["p99"] < 5000
+
+    assert [entry["followers"] for entry in result["fanout"]] == [3, 10]
+    for entry in result["fanout"]:
+        assert set(entry) == {"followers", "delivered_per_s", "p99_ms"}
+        assert entry["delivered_per_s"] > 0 and entry["p99_ms"] > 0
+
+    assert 0 < result["catch_up_1000_s"] < 60
+    assert isinstance(result["rss_per_idle_follower_kb"], int | float)
+
+    assert "signal->order: " in proc.stdout or "signal -> order:" in proc.stdout  # progress, not silence
+    assert "catch-up: 50 missed signals applied in order" in proc.stdout
+    pid = int(re.search(r"hub \(pid (\d+)\)", proc.stdout).group(1))  # type: ignore[union-attr]
+    assert not Path(f"/proc/{pid}").exists()  # the child hub was stopped and reaped
+    assert list(tmp_path.iterdir()) == []  # hub data, outbox, follower state: removed
+
+
+def test_bench_unusable_arguments_exit_2(tmp_path: Path) -> None:
+    proc = run_cli(["bench", "--followers", "ten"], tmp_path, timeout=30)
+    assert proc.returncode == 2 and "--followers" in proc.stderr
+    proc = run_cli(["bench", "--samples", "0"], tmp_path, timeout=30)
+    assert proc.returncode == 2 and "--samples" in proc.stderr
