@@ -15,7 +15,6 @@ from ..follower.harness import FollowerHarness, follower_on_sim_exchange
 from ..follower.outcome import Outcome, Result
 from ..follower.sim_exchange import SimExchangeSpec
 from .orders_view import OrderTracker
-from .sim_teardown import tolerate_missing_time_channel
 
 SUBSCRIBE_TIMEOUT_S = 10.0
 PLACED = (Result.CREATED, Result.EDITED)
@@ -68,7 +67,6 @@ async def follower_bot(
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = {**overrides, "trading_strategy": strategy_id}
     async with follower_on_sim_exchange(spec, settings, data_dir=data_dir / "mode") as harness:
-        tolerate_missing_time_channel(harness.sim)
         state = FollowerState(data_dir / "feed")
         # replay_from_start: a demo follower joins before the first signal and must not skip any
         client = FollowerClient(hub_url, token, state, replay_from_start=True)

@@ -27,7 +27,6 @@ from .hub_admin import all_signals, create_follower_token, create_strategy
 from .leader_mode import ScriptedGridTradingMode
 from .orders_view import OrderTracker, order_contents
 from .report import follower_json, latency_json, leader_orders, portfolio_json
-from .sim_teardown import tolerate_missing_time_channel
 
 STRATEGY_ID = "demo-grid"
 SYMBOL = "BTC/USDT"
@@ -104,7 +103,6 @@ class DemoRun:
 
         leader_sim = await stack.enter_async_context(
             sim_exchange(SimExchangeSpec(portfolio=LEADER_PORTFOLIO, prices={SYMBOL: PRICE_PATH[0]})))
-        tolerate_missing_time_channel(leader_sim)
         leader_start = leader_sim.portfolio()
         leader_mode = ScriptedGridTradingMode(leader_sim.config, leader_sim.exchange_manager)
         await leader_mode.initialize(trading_config={"emit_trading_signals": True, "trading_strategy": STRATEGY_ID,

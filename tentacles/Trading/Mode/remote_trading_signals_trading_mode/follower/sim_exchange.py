@@ -173,6 +173,8 @@ async def sim_exchange(spec: SimExchangeSpec) -> AsyncIterator[SimExchange]:
         backtesting = await backtesting_api.initialize_backtesting(
             config, exchange_ids=[], matrix_id=None, data_files=[data_file],
             importers_by_data_file={data_file: importer},
+            # its own time channel: several simulated exchanges may run in one process (demo, tests)
+            bot_id=spec.bot_id or f"sim-{uuid.uuid4().hex[:12]}",
         )
         exchange_manager = exchanges.ExchangeManager(config, spec.exchange_name)
         exchange_manager.is_backtesting = True
