@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,12 +40,13 @@ class FollowerBot:
             self.duplicates += 1
         self._seen_u.add(u)
         outcomes = await self.harness.apply(message)
-        placed_at = time.time()
         self.tracker.snapshot()
         published_at = message.get("d")
-        if isinstance(published_at, int | float) and any(o.result in PLACED and o.orders for o in outcomes):
-            # d is set when the leader's bundle entered its outbox: publish -> my order placed
-            self.latencies_ms.append((placed_at - float(published_at)) * 1000)
+        placed = [o.at for o in outcomes if o.result in PLACED and o.orders]
+        if isinstance(published_at, int | float) and placed:
+            # d is set when the leader's bundle entered its outbox: publish -> my first order placed
+            # (the order map's durable save that follows is not part of it)
+            self.latencies_ms.append((min(placed) - float(published_at)) * 1000)
         self.outcomes.extend(outcomes)
 
     def last_applied_q(self, strategy_id: str) -> int:

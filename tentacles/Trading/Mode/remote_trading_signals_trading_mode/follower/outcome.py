@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ class Outcome:
     orders: list[dict[str, Any]] = field(default_factory=list)
     symbol: str | None = None
     leader_quantity: str | None = None
+    at: float = field(default_factory=time.time)  # wall clock when decided (for an order: when placed)
 
     @property
     def applied(self) -> bool:
