@@ -325,3 +325,17 @@ async def test_cancel_of_a_chained_order_still_waiting_for_its_entry():
         await f.sim.move_price(BTC, Decimal("19400"))  # the entry fills
         assert f.sim.open_orders() == [], "a cancelled chained order must not appear when its entry fills"
         assert f.sim.portfolio()["BTC"]["total"] > 0
+
+
+async def test_edit_of_a_chained_order_still_waiting_for_its_entry():
+    tp = sf.order_content(order_id="E-TP", side="sell", order_type="sell_limit", quantity=0.004, limit_price=22000.0,
+                          target_amount="4%", chained_to="E-ENTRY", update_with_triggering_order_fees=True)
+    entry = sf.order_content(order_id="E-ENTRY", order_type="buy_limit", quantity=0.004, limit_price=19500.0,
+                             target_amount="8%", additional_orders=[tp])
+    async with follower_on_sim_exchange(spec(usdt="2000", btc="0")) as f:
+        await f.apply(sf.message(sf.signal(entry)))
+        out = only(await f.apply(sf.edit("E-TP", side="sell", order_type="sell_limit", limit_price=23000.0,
+                                         updated_limit_price=23000.0)))
+        assert out.result.value == "edited", out.reason
+        await f.sim.move_price(BTC, Decimal("19400"))  # the entry fills: the take profit is created as edited
+        assert [(o.order_type.value, o.origin_price) for o in f.sim.open_orders()] == [("sell_limit", Decimal(23000))]

@@ -232,7 +232,8 @@ class FollowerEngine:
         if order is None:
             self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
             return
-        if not order.is_open():
+        waiting = order.is_waiting_for_chained_trigger and not order.is_open()
+        if not (order.is_open() or waiting):
             self._skip(ctx, signal, f"my copy of {signal.order_id} is {order.status.value}, not open")
             return
         limits = exchange_view.market_limits(self.exchange_manager, order.symbol)
@@ -252,7 +253,11 @@ class FollowerEngine:
         if quantity is None and price is None and stop is None:
             self._skip(ctx, signal, "edit changes nothing I can apply")
             return
-        if self.trading_mode is not None:
+        if waiting:
+            # not on the exchange yet (waits for its entry's fill): edit what will be created
+            order.update(quantity=quantity or Decimal(0), price=price or Decimal(0), stop_price=stop or Decimal(0))
+            changed = True
+        elif self.trading_mode is not None:
             changed = await self.trading_mode.edit_order(order, edited_quantity=quantity, edited_price=price,
                                                          edited_stop_price=stop)
         else:
