@@ -339,3 +339,14 @@ async def test_edit_of_a_chained_order_still_waiting_for_its_entry():
         assert out.result.value == "edited", out.reason
         await f.sim.move_price(BTC, Decimal("19400"))  # the entry fills: the take profit is created as edited
         assert [(o.order_type.value, o.origin_price) for o in f.sim.open_orders()] == [("sell_limit", Decimal(23000))]
+
+
+async def test_late_cancel_still_cancels_my_copy():
+    # a follower that was offline receives the backlog late: it must not open new positions from it,
+    # but a cancel of an order it copied earlier must still go through
+    async with follower_on_sim_exchange(spec(), {"max_signal_age_seconds": 60}) as f:
+        await f.apply(sf.create(order_id="OLD", order_type="buy_limit", limit_price=19000.0))
+        late_cancel = sf.cancel("OLD", order_type="buy_limit", limit_price=19000.0)
+        late_cancel["d"] = time.time() - 3600
+        assert only(await f.apply(late_cancel)).result.value == "cancelled"
+        assert f.sim.open_orders() == []

@@ -36,6 +36,7 @@ class _Context:
     now: Decimal
     outcomes: list[Outcome]
     failed_order_ids: set[str]
+    too_old: sizing.Skip | None = None  # a late message opens nothing, but still edits and cancels
 
 
 class FollowerEngine:
@@ -78,13 +79,10 @@ class FollowerEngine:
             return self._skip_all(message, f"duplicate message u={message.u}: already applied")
         now = Decimal(str(self.clock()))
         age_skip = sizing.check_signal_age(now, message.d, self.settings) if self.check_age else None
-        if age_skip is not None:
-            outcomes = self._skip_all(message, age_skip.reason)
-        else:
-            ctx = _Context(message, now, [], set())
-            for signal in schema.dependency_order(message.bundle):
-                await self._apply_signal(ctx, signal)
-            outcomes = ctx.outcomes
+        ctx = _Context(message, now, [], set(), age_skip)
+        for signal in schema.dependency_order(message.bundle):
+            await self._apply_signal(ctx, signal)
+        outcomes = ctx.outcomes
         self.order_map.mark_applied(message.u)
         await self.order_map.save()
         return outcomes
@@ -119,6 +117,10 @@ class FollowerEngine:
 
     # ---- create ------------------------------------------------------------------------
     async def _create(self, ctx: _Context, signal: schema.OrderSignal) -> None:
+        if ctx.too_old is not None:
+            # too late to enter at the leader's terms; its later edits and cancels find nothing to do
+            self._skip_tree(ctx, signal, ctx.too_old.reason)
+            return
         existing = self._find_local(signal.order_id)
         if existing is not None or self.order_map.local_id(signal.order_id):
             self._skip_tree(ctx, signal, f"leader order {signal.order_id} already copied")
