@@ -111,7 +111,8 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
                       title="Round an order up to the exchange minimum when it is smaller and funds allow it.")
         ui.user_input("max_signal_age_seconds", commons_enums.UserInputTypes.INT, d.max_signal_age_seconds, inputs,
                       min_val=0, max_val=7 * 24 * 3600,
-                      title="Ignore signals older than this many seconds (0 = no limit).")
+                      title="Do not open orders from signals older than this many seconds; late edits and cancels "
+                            "still apply (0 = no limit).")
         ui.user_input("max_price_deviation_percent", number, float(d.max_price_deviation_percent), inputs,
                       min_val=0, max_val=100,
                       title="Refuse a market copy when my price is this % away from the leader's (0 = no check).")
