@@ -350,3 +350,12 @@ async def test_late_cancel_still_cancels_my_copy():
         late_cancel["d"] = time.time() - 3600
         assert only(await f.apply(late_cancel)).result.value == "cancelled"
         assert f.sim.open_orders() == []
+
+
+async def test_a_cancelled_leader_order_is_never_copied_again():
+    async with follower_on_sim_exchange(spec()) as f:
+        await f.apply(sf.create(order_id="ONCE", order_type="buy_limit", limit_price=19000.0))
+        await f.apply(sf.cancel("ONCE", order_type="buy_limit", limit_price=19000.0))
+        again = only(await f.apply(sf.create(order_id="ONCE", order_type="buy_limit", limit_price=19000.0)))
+        assert again.result.value == "skipped" and "already copied" in again.reason
+        assert f.sim.open_orders() == []

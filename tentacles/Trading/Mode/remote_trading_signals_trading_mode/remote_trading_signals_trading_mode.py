@@ -200,7 +200,7 @@ class RemoteTradingSignalsModeProducer(trading_modes.AbstractTradingModeProducer
         mode: RemoteTradingSignalsTradingMode = self.trading_mode
         settings = mode.settings
         if self.exchange_manager.is_backtesting and settings.journal_path:
-            self.journal = JournalFeeder.load(Path(settings.journal_path), self.logger)
+            self.journal = await asyncio.to_thread(JournalFeeder.load, Path(settings.journal_path), self.logger)
         elif settings.hub_url and settings.trading_strategy and not self.exchange_manager.is_backtesting:
             from .feed.subscription import subscribe_mode  # network code only when following live
             self.subscription = await subscribe_mode(mode, self.logger)

@@ -281,7 +281,7 @@ class FollowerEngine:
             self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
             return
         if not (order.is_open() or order.is_pending_creation() or order.is_waiting_for_chained_trigger):
-            self.order_map.unlink(signal.order_id)
+            self.order_map.close(signal.order_id)
             self._skip(ctx, signal, f"my copy of {signal.order_id} is already {order.status.value}")
             return
         if order.is_waiting_for_chained_trigger and order.triggered_by is not None:
@@ -297,7 +297,7 @@ class FollowerEngine:
         if not cancelled:
             self._skip(ctx, signal, "the exchange did not cancel my order")
             return
-        self.order_map.unlink(signal.order_id)
+        self.order_map.close(signal.order_id)
         self._record(ctx, self._outcome(ctx, signal, Result.CANCELLED, None, [order]))
 
     async def _add_to_group(self, ctx: _Context, signal: schema.OrderSignal) -> None:

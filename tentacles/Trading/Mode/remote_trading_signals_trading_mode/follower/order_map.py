@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 _MAX_REMEMBERED_MESSAGES = 5000
+_MAX_REMEMBERED_CLOSED = 5000
 _FORMAT_VERSION = 1
 
 
@@ -23,6 +24,7 @@ class OrderLink:
     symbol: str
     leader_quantity: str  # decimal string: what the leader sized this order at
     local_quantity: str   # decimal string: what I placed
+    closed: bool = False  # cancelled / gone: kept so the same leader order is never copied again
 
 
 @dataclass
@@ -43,7 +45,10 @@ class OrderMap:
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
             for leader_id, link in raw.get("links", {}).items():
-                order_map.links[str(leader_id)] = OrderLink(**{k: str(v) for k, v in link.items()})
+                order_map.links[str(leader_id)] = OrderLink(
+                    str(link["local_order_id"]), str(link["symbol"]), str(link["leader_quantity"]),
+                    str(link["local_quantity"]), bool(link.get("closed", False)),
+                )
             for message_id in raw.get("applied_messages", []):
                 order_map.applied_messages[str(message_id)] = None
         except (OSError, ValueError, TypeError) as err:
@@ -58,17 +63,16 @@ class OrderMap:
         link = self.links.get(leader_order_id)
         return link.local_order_id if link else None
 
-    def leader_id_for(self, local_order_id: str) -> str | None:
-        for leader_id, link in self.links.items():
-            if link.local_order_id == local_order_id:
-                return leader_id
-        return None
-
     def link(self, leader_order_id: str, link: OrderLink) -> None:
         self.links[leader_order_id] = link
 
-    def unlink(self, leader_order_id: str) -> None:
-        self.links.pop(leader_order_id, None)
+    def close(self, leader_order_id: str) -> None:
+        link = self.links.get(leader_order_id)
+        if link is not None:
+            link.closed = True
+        closed = [leader_id for leader_id, old in self.links.items() if old.closed]
+        for leader_id in closed[: max(0, len(closed) - _MAX_REMEMBERED_CLOSED)]:
+            del self.links[leader_id]  # oldest first: dicts keep insertion order
 
     def was_applied(self, message_id: str) -> bool:
         return message_id in self.applied_messages

@@ -1,0 +1,39 @@
+"""The persisted leader -> local order map: round trip, corrupt files, bounded memory."""
+from __future__ import annotations
+
+from octobot_signals.follower import order_map as order_map_module
+from octobot_signals.follower.order_map import OrderLink, OrderMap
+
+
+async def test_round_trip_keeps_links_and_applied_messages(tmp_path):
+    path = tmp_path / "map.json"
+    first = OrderMap.load(path)
+    first.link("L1", OrderLink("local-1", "BTC/USDT", "0.1", "0.01"))
+    first.mark_applied("u-1")
+    first.close("L1")
+    await first.save()
+    second = OrderMap.load(path)
+    assert second.local_id("L1") == "local-1" and second.links["L1"].closed
+    assert second.was_applied("u-1") and not second.was_applied("u-2")
+
+
+def test_corrupt_file_is_moved_aside_and_the_map_starts_empty(tmp_path):
+    path = tmp_path / "map.json"
+    path.write_text("{not json")
+    loaded = OrderMap.load(path)
+    assert loaded.links == {} and loaded.load_warning and "unreadable" in loaded.load_warning
+    assert (tmp_path / "map.json.corrupt").read_text() == "{not json"
+
+
+def test_memory_is_bounded(monkeypatch):
+    monkeypatch.setattr(order_map_module, "_MAX_REMEMBERED_CLOSED", 3)
+    monkeypatch.setattr(order_map_module, "_MAX_REMEMBERED_MESSAGES", 3)
+    links = OrderMap()
+    for i in range(6):
+        links.link(f"L{i}", OrderLink(f"l{i}", "BTC/USDT", "1", "1"))
+        links.close(f"L{i}")
+        links.mark_applied(f"u{i}")
+    links.link("OPEN", OrderLink("lo", "BTC/USDT", "1", "1"))
+    links.close("L5")
+    assert sorted(links.links) == ["L3", "L4", "L5", "OPEN"]  # open links are never pruned
+    assert list(links.applied_messages) == ["u3", "u4", "u5"]
