@@ -19,9 +19,9 @@ from typing import Any
 
 import octobot_trading.enums as trading_enums
 
+from ..core import protocol, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
-from ..core import sizing
 from . import exchange_view, order_builder
 from .order_map import OrderLink, OrderMap
 from .outcome import Outcome, Result
@@ -75,6 +75,11 @@ class FollowerEngine:
             outcome = Outcome(_get(raw, "u"), _get(raw, "q"), None, None, Result.REJECTED, reason)
             self._log(outcome)
             return [outcome]
+        signature_error = self._signature_error(raw, message)
+        if signature_error is not None:
+            outcome = Outcome(message.u, message.q, None, None, Result.REJECTED, signature_error)
+            self._log(outcome)
+            return [outcome]
         if self.order_map.was_applied(message.u):
             return self._skip_all(message, f"duplicate message u={message.u}: already applied")
         now = Decimal(str(self.clock()))
@@ -86,6 +91,18 @@ class FollowerEngine:
         self.order_map.mark_applied(message.u)
         await self.order_map.save()
         return outcomes
+
+    def _signature_error(self, raw: dict[str, Any], message: schema.FeedMessage) -> str | None:
+        """With the publisher's key configured, only its signed messages count (journals and backtests too)."""
+        if not self.settings.public_key:
+            return None
+        if not message.g:
+            return "g: unsigned message refused (this strategy's public key is configured)"
+        # the signature covers the message as sent: raw d, raw s, the strategy id
+        if not protocol.verify_message(self.settings.public_key, raw.get("d"), message.bundle.identifier,
+                                       raw.get("s"), message.u, message.g):
+            return "g: signature does not match the strategy's public key"
+        return None
 
     # ---- dispatch ----------------------------------------------------------------------
     async def _apply_signal(self, ctx: _Context, signal: schema.ParsedSignal | schema.RejectedSignal) -> None:
