@@ -22,7 +22,7 @@ import octobot_trading.enums as trading_enums
 from ..core import protocol, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
-from . import exchange_view, order_builder
+from . import exchange_view, order_builder, order_lookup
 from .order_map import OrderLink, OrderMap
 from .outcome import Outcome, Result
 
@@ -339,35 +339,7 @@ class FollowerEngine:
 
     # ---- lookups and bookkeeping -------------------------------------------------------
     def _find_local(self, leader_order_id: str, signal: schema.OrderSignal | None = None) -> Any:
-        orders_manager = self.exchange_manager.exchange_personal_data.orders_manager
-        local_id = self.order_map.local_id(leader_order_id)
-        if local_id is not None:
-            order = orders_manager.get_order(local_id) if orders_manager.has_order(local_id) else None
-            return order if order is not None else self._find_chained(local_id)
-        if signal is None or signal.side is None or signal.order_type is None:
-            return None
-        return self._match_loaded_order(signal)
-
-    def _find_chained(self, local_id: str) -> Any:
-        # chained orders wait inside their parent until it fills: they are not in the orders manager yet
-        orders_manager = self.exchange_manager.exchange_personal_data.orders_manager
-        for order in orders_manager.get_all_orders():
-            for chained in getattr(order, "chained_orders", ()):
-                if chained.order_id == local_id:
-                    return chained
-        return None
-
-    def _match_loaded_order(self, signal: schema.OrderSignal) -> Any:
-        """Fallback for orders loaded from the exchange (not in my map): same symbol, side, type, price."""
-        linked = {link.local_order_id for link in self.order_map.links.values()}
-        price = signal.limit_price or signal.stop_price
-        matches = [
-            order for order in self.exchange_manager.exchange_personal_data.orders_manager.get_open_orders(
-                symbol=signal.symbol)
-            if order.order_id not in linked and order.side.value == signal.side.value
-            and order.order_type is signal.order_type and price is not None and order.origin_price == price
-        ]
-        return matches[0] if len(matches) == 1 else None
+        return order_lookup.find_local(self.exchange_manager, self.order_map, leader_order_id, signal)
 
     def _link(self, signal: schema.OrderSignal, order: Any, quantity: Decimal) -> None:
         self.order_map.link(signal.order_id, OrderLink(
