@@ -359,3 +359,11 @@ async def test_a_cancelled_leader_order_is_never_copied_again():
         again = only(await f.apply(sf.create(order_id="ONCE", order_type="buy_limit", limit_price=19000.0)))
         assert again.result.value == "skipped" and "already copied" in again.reason
         assert f.sim.open_orders() == []
+
+
+async def test_cancel_after_my_copy_filled_says_so():
+    async with follower_on_sim_exchange(spec()) as f:
+        await f.apply(sf.create(order_id="FILLS", order_type="buy_limit", limit_price=19500.0))
+        await f.sim.move_price(BTC, Decimal("19400"))
+        out = only(await f.apply(sf.cancel("FILLS", order_type="buy_limit", limit_price=19500.0)))
+        assert out.result.value == "skipped" and "already closed" in out.reason

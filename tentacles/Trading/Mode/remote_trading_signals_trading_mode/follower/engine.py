@@ -249,7 +249,7 @@ class FollowerEngine:
     async def _edit(self, ctx: _Context, signal: schema.OrderSignal) -> None:
         order = self._find_local(signal.order_id, signal)
         if order is None:
-            self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
+            self._skip(ctx, signal, self._missing_copy_reason(signal.order_id))
             return
         waiting = order.is_waiting_for_chained_trigger and not order.is_open()
         if not (order.is_open() or waiting):
@@ -295,7 +295,7 @@ class FollowerEngine:
     async def _cancel(self, ctx: _Context, signal: schema.OrderSignal) -> None:
         order = self._find_local(signal.order_id, signal)
         if order is None:
-            self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
+            self._skip(ctx, signal, self._missing_copy_reason(signal.order_id))
             return
         if not (order.is_open() or order.is_pending_creation() or order.is_waiting_for_chained_trigger):
             self.order_map.close(signal.order_id)
@@ -320,7 +320,7 @@ class FollowerEngine:
     async def _add_to_group(self, ctx: _Context, signal: schema.OrderSignal) -> None:
         order = self._find_local(signal.order_id, signal)
         if order is None:
-            self._skip(ctx, signal, f"no local copy of leader order {signal.order_id}")
+            self._skip(ctx, signal, self._missing_copy_reason(signal.order_id))
             return
         group = order_builder.order_group(self.exchange_manager, self._strategy(signal), signal)
         order.add_to_order_group(group)
@@ -338,6 +338,12 @@ class FollowerEngine:
         self._record(ctx, outcome)
 
     # ---- lookups and bookkeeping -------------------------------------------------------
+    def _missing_copy_reason(self, leader_order_id: str) -> str:
+        if self.order_map.local_id(leader_order_id) is not None:
+            self.order_map.close(leader_order_id)
+            return f"my copy of {leader_order_id} is already closed (filled or cancelled)"
+        return f"no local copy of leader order {leader_order_id}"
+
     def _find_local(self, leader_order_id: str, signal: schema.OrderSignal | None = None) -> Any:
         return order_lookup.find_local(self.exchange_manager, self.order_map, leader_order_id, signal)
 
