@@ -275,3 +275,30 @@ def test_built_package_is_a_tentacles_zip(bot: Bot) -> None:
     assert all(name.startswith("reference_tentacles/") for name in names)
     assert "reference_tentacles/profiles/copy_trading/profile.json" in names
     assert "reference_tentacles/profiles/default/profile.json" in names
+
+
+# ---------------------------------------------------------------------------------------------- publishing
+async def _publish_from_octobot(venv: Path, bot_dir: Path, hub_dir: Path, data_dir: Path) -> tuple[dict, list]:
+    async with running_hub(hub_dir) as hub:
+        assert hub.admin_token
+        strategy = await admin_create_strategy(hub.base_url, hub.admin_token, "octo-publisher", pairs=["BTC/USDT"],
+                                               exchange="binance", exchange_type="spot")
+        token = (await admin_create_follower(hub.base_url, hub.admin_token, "octo-publisher"))["token"]
+        env = {"OCTOBOT_SIGNALS_HUB_URL": hub.base_url, "OCTOBOT_SIGNALS_PUBLISH_STRATEGY": "octo-publisher",
+               "OCTOBOT_SIGNALS_PUBLISH_SECRET": strategy["publish_secret"], "OCTOBOT_SIGNALS_DATA_DIR": str(data_dir)}
+        output = await support.run_async([support.python_of(venv), support.HERE / "publish_probe.py",
+                                          "octo-publisher"], bot_dir, env=support.clean_env(**env))
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+            async with session.get(f"{hub.base_url}/api/strategies/octo-publisher/signals?after=0",
+                                   headers=auth(token)) as response:
+                assert response.status == 200
+                journal = await response.json()
+        return support.last_json_line(output), journal
+
+
+def test_octobot_publishes_through_the_bridge_configured_by_environment(venv: Path, bot: Bot, tmp_path: Path) -> None:
+    result, journal = asyncio.run(_publish_from_octobot(venv, bot.path, tmp_path / "hub", tmp_path / "outbox"))
+    assert result == {"bridge_installed": True, "fallback_is_octobot": True, "flushed": True}
+    assert len(journal) == 1 and journal[0]["q"] == 1
+    content = journal[0]["s"]["signals"][0]["content"]
+    assert content["order_id"] == "probe-order-1" and content["target_amount"] == "5.0%"
