@@ -63,3 +63,40 @@ def test_replay_unusable_arguments_exit_2():
     assert bad_portfolio.returncode == 2 and "--portfolio" in bad_portfolio.stderr
     bad_type = run("replay", str(JOURNAL), "--exchange-type", "options")
     assert bad_type.returncode == 2
+
+
+async def test_replay_reads_the_hubs_history_export(tmp_path):
+    """The hub's history endpoint (format=jsonl) is a journal `replay` accepts as is."""
+    import aiohttp
+    import signal_factory as sf
+    from hub_helpers import admin_create_follower, admin_create_strategy, auth, running_hub
+    from octobot_signals.feed.outbox import Outbox
+    from octobot_signals.feed.publisher_client import PublisherClient
+
+    async with running_hub(tmp_path / "hub") as hub:
+        strategy = await admin_create_strategy(hub.base_url, hub.admin_token, "exported")
+        token = (await admin_create_follower(hub.base_url, hub.admin_token, "exported"))["token"]
+        publisher = PublisherClient(hub.base_url, strategy["publish_secret"], "exported", Outbox(tmp_path / "out"))
+        await publisher.start()
+        try:
+            for order_id, order_type, price in (("E1", "buy_limit", 19000.0), ("E2", "buy_market", 20000.0)):
+                content = sf.order_content(order_id=order_id, order_type=order_type, limit_price=price,
+                                           target_amount="10%", strategy="exported")
+                await publisher.publish(sf.message(sf.signal(content), strategy="exported")["s"])
+            content = sf.order_content("cancel", order_id="E1", order_type="buy_limit", strategy="exported")
+            await publisher.publish(sf.message(sf.signal(content), strategy="exported")["s"])
+            assert await publisher.flush(20)
+        finally:
+            await publisher.stop()
+        async with aiohttp.ClientSession() as session:
+            url = f"{hub.base_url}/api/strategies/exported/signals?after=0&format=jsonl"
+            async with session.get(url, headers=auth(token)) as response:
+                assert response.status == 200
+                (tmp_path / "exported.jsonl").write_text(await response.text())
+    result = run("replay", str(tmp_path / "exported.jsonl"), "--portfolio", "USDT=1000", "--price",
+                 "BTC/USDT=20000", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["q"], r["order_id"], r["result"]) for r in rows[:-1]] == [
+        (1, "E1", "created"), (2, "E2", "created"), (3, "E1", "cancelled")]
+    assert rows[-1]["summary"]["created"] == 2
