@@ -14,6 +14,7 @@ import signal_factory as sf
 from hub_helpers import admin_create_follower, admin_create_strategy, running_hub
 from octobot_signals.feed.outbox import Outbox
 from octobot_signals.feed.publisher_client import PublisherClient
+from octobot_signals.follower.order_map import OrderMap
 
 STRATEGY = "live-strat"
 N_SIGNALS = 24
@@ -107,8 +108,9 @@ async def test_follower_killed_mid_stream_applies_every_signal_exactly_once(tmp_
             # a message killed between its order and its report is re-delivered and recognised
             assert set(follower.already_applied()) <= set(first_run) | set(leader_ids[:len(first_run) + 2])
             assert len(first_run) < N_SIGNALS
-            order_map = json.loads(next((tmp_path / "follower").glob("order_map_*.json")).read_text())
-            assert sorted(order_map["links"]) == leader_ids
+            order_map = OrderMap.load(next((tmp_path / "follower").glob("order_map_*.sqlite3")))
+            assert sorted(order_map.links) == leader_ids and not order_map.pending
+            order_map.close_storage()
             # each copy was sized on the follower's own portfolio: 1% of 100000 USDT / 20000
             quantities = {Decimal(line["orders"][0]["quantity"]) for line in follower.lines
                           if line.get("result") == "created"}

@@ -2,27 +2,31 @@
 from __future__ import annotations
 
 from octobot_signals.follower import order_map as order_map_module
-from octobot_signals.follower.order_map import OrderLink, OrderMap
+from octobot_signals.follower.order_map import OrderLink, OrderMap, PendingCreate
 
 
 async def test_round_trip_keeps_links_and_applied_messages(tmp_path):
-    path = tmp_path / "map.json"
+    path = tmp_path / "map.sqlite3"
     first = OrderMap.load(path)
     first.link("L1", OrderLink("local-1", "BTC/USDT", "0.1", "0.01"))
     first.mark_applied("u-1")
     first.close("L1")
+    first.mark_pending("L2", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000"))
     await first.save()
+    first.close_storage()
     second = OrderMap.load(path)
+    assert second.pending["L2"].price == "19000"
     assert second.local_id("L1") == "local-1" and second.links["L1"].closed
     assert second.was_applied("u-1") and not second.was_applied("u-2")
 
 
 def test_corrupt_file_is_moved_aside_and_the_map_starts_empty(tmp_path):
-    path = tmp_path / "map.json"
-    path.write_text("{not json")
+    path = tmp_path / "map.sqlite3"
+    path.write_text("not a database, not even close" * 100)
     loaded = OrderMap.load(path)
     assert loaded.links == {} and loaded.load_warning and "unreadable" in loaded.load_warning
-    assert (tmp_path / "map.json.corrupt").read_text() == "{not json"
+    assert (tmp_path / "map.sqlite3.corrupt").read_text().startswith("not a database")
+    loaded.close_storage()
 
 
 def test_memory_is_bounded(monkeypatch):
@@ -37,3 +41,15 @@ def test_memory_is_bounded(monkeypatch):
     links.close("L5")
     assert sorted(links.links) == ["L3", "L4", "L5", "OPEN"]  # open links are never pruned
     assert list(links.applied_messages) == ["u3", "u4", "u5"]
+
+
+async def test_saves_write_only_what_changed(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    for i in range(2000):
+        order_map.link(f"L{i}", OrderLink(f"l{i}", "BTC/USDT", "1", "1"))
+    await order_map.save()
+    assert order_map._take_changes() == []  # nothing left to write
+    order_map.mark_applied("u-new")
+    assert len(order_map._take_changes()) == 1  # one message costs one row, whatever the history
+    order_map.close_storage()

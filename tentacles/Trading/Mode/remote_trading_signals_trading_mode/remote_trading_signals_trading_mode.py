@@ -129,7 +129,7 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
     def order_map_path(self) -> Path:
         strategy = _UNSAFE_FILE_CHARS.sub("_", self.settings.trading_strategy or "default")
         exchange = _UNSAFE_FILE_CHARS.sub("_", self.exchange_manager.exchange_name)
-        return self.resolve_data_dir() / f"order_map_{exchange}_{strategy}.json"
+        return self.resolve_data_dir() / f"order_map_{exchange}_{strategy}.sqlite3"
 
     def get_consumer(self) -> RemoteTradingSignalsModeConsumer:
         for consumer in self.consumers:
@@ -163,6 +163,12 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
         # is the candle's granularity, not the signal's lateness
         check_age = not (em.is_backtesting and mode.settings.journal_path)
         return FollowerEngine(em, mode.settings, order_map, trading_mode=mode, clock=clock, check_age=check_age)
+
+    async def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.order_map.close_storage()  # quick: the last save already committed everything
+            self.engine = None
+        await super().stop()
 
     async def apply_feed_message(self, raw: Any) -> list[Outcome]:
         async with self._lock:  # feed order is trading order: never interleave two messages

@@ -23,7 +23,7 @@ from ..core import protocol, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
 from . import exchange_view, order_builder, order_lookup
-from .order_map import OrderLink, OrderMap
+from .order_map import OrderLink, OrderMap, PendingCreate
 from .outcome import Outcome, Result
 
 Decimal = decimal.Decimal
@@ -142,6 +142,9 @@ class FollowerEngine:
         if existing is not None or self.order_map.local_id(signal.order_id):
             self._skip_tree(ctx, signal, f"leader order {signal.order_id} already copied")
             return
+        if signal.order_id in self.order_map.pending:
+            self._skip_tree(ctx, signal, self._recover_pending(signal))
+            return
         my_price = exchange_view.mark_price(self.exchange_manager, signal.symbol)
         if my_price is None:
             self._skip_tree(ctx, signal, f"no price for {signal.symbol} yet")
@@ -162,7 +165,7 @@ class FollowerEngine:
             return
         order = order_builder.build_order(self.exchange_manager, self._strategy(signal), signal, plan, my_price)
         children = await self._attach_children(ctx, signal, order, plan.quantity, my_price, limits)
-        created = await self._submit(order)
+        created = await self._submit(order, signal)
         if created is None:
             self._skip_tree(ctx, signal, "the exchange refused the order")
             return
@@ -233,17 +236,34 @@ class FollowerEngine:
             await order_builder.chain(parent, order, signal)
             created = order
         else:
-            created = await self._submit(order)
+            created = await self._submit(order, signal)
         if created is None:
             self._skip_tree(ctx, signal, "the exchange refused the order")
             return
         self._link(signal, created, plan.quantity)
         self._record(ctx, self._outcome(ctx, signal, Result.CREATED, f"chained to {parent_id}", [created]))
 
-    async def _submit(self, order: Any) -> Any:
+    async def _submit(self, order: Any, signal: schema.OrderSignal) -> Any:
+        # write-ahead: if the bot dies after the exchange took the order but before the message is recorded,
+        # the re-delivered message finds this entry and never places a second copy
+        self.order_map.mark_pending(signal.order_id, PendingCreate(
+            order.symbol, order.side.value, order.order_type.value, str(order.origin_price)))
+        await self.order_map.save()
         if self.trading_mode is not None:
-            return await self.trading_mode.create_order(order)
-        return await self.exchange_manager.trader.create_order(order)
+            created = await self.trading_mode.create_order(order)
+        else:
+            created = await self.exchange_manager.trader.create_order(order)
+        if created is None:
+            self.order_map.clear_pending(signal.order_id)
+        return created
+
+    def _recover_pending(self, signal: schema.OrderSignal) -> str:
+        order = order_lookup.recover_pending(self.exchange_manager, self.order_map, signal.order_id)
+        if order is not None:
+            self._link(signal, order, order.origin_quantity)
+            return f"leader order {signal.order_id} already copied (my order {order.order_id}, found after a restart)"
+        return (f"leader order {signal.order_id} was being copied when the bot stopped and no matching open order "
+                f"is left (filled, or never placed): not placing it twice")
 
     # ---- edit / cancel / group -----------------------------------------------------------
     async def _edit(self, ctx: _Context, signal: schema.OrderSignal) -> None:
@@ -285,11 +305,9 @@ class FollowerEngine:
         if not changed:
             self._skip(ctx, signal, "edit left my order unchanged")
             return
-        link = self.order_map.links.get(signal.order_id)
-        if link is not None and quantity is not None:
-            link.local_quantity = str(quantity)
-            if signal.quantity is not None:
-                link.leader_quantity = str(signal.quantity)
+        if quantity is not None:
+            self.order_map.update_quantities(signal.order_id, str(quantity),
+                                             None if signal.quantity is None else str(signal.quantity))
         self._record(ctx, self._outcome(ctx, signal, Result.EDITED, None, [order]))
 
     async def _cancel(self, ctx: _Context, signal: schema.OrderSignal) -> None:

@@ -40,3 +40,18 @@ def _match_loaded_order(orders_manager: Any, order_map: OrderMap, signal: schema
         and order.order_type is signal.order_type and price is not None and order.origin_price == price
     ]
     return matches[0] if len(matches) == 1 else None  # ambiguous: better no copy than the wrong one
+
+
+def recover_pending(exchange_manager: Any, order_map: OrderMap, leader_order_id: str) -> Any:
+    """After a crash between sending an order and recording it: my open order that matches what was sent."""
+    pending = order_map.pending.get(leader_order_id)
+    if pending is None:
+        return None
+    linked = {link.local_order_id for link in order_map.links.values()}
+    matches = [
+        order for order in exchange_manager.exchange_personal_data.orders_manager.get_open_orders(
+            symbol=pending.symbol)
+        if order.order_id not in linked and order.side.value == pending.side
+        and order.order_type.value == pending.order_type and str(order.origin_price) == pending.price
+    ]
+    return matches[0] if len(matches) == 1 else None

@@ -1,21 +1,33 @@
 """Leader order id -> my order id, persisted next to the bot's data so a restart finds my copies.
 
 Also remembers the last message ids (`u`) applied, so a message seen twice (replay after a
-reconnect, a restart mid-bundle) never yields a second copy.
+reconnect, a restart mid-bundle) never yields a second copy, and the creates in flight
+(write-ahead), so a crash between the exchange taking an order and this map recording it never
+yields a second copy either.
+
+The map is an in-memory cache over a small SQLite file: `save()` writes only what changed since
+the last save, in one durable transaction on a dedicated thread (never on the event loop), so
+its cost does not grow with the bot's history.
 """
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import os
-import tempfile
-from dataclasses import dataclass, field
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
 _MAX_REMEMBERED_MESSAGES = 5000
 _MAX_REMEMBERED_CLOSED = 5000
-_FORMAT_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS links (leader_id TEXT PRIMARY KEY, local_order_id TEXT NOT NULL, symbol TEXT NOT NULL,
+    leader_quantity TEXT NOT NULL, local_quantity TEXT NOT NULL, closed INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS applied (u TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (leader_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL,
+    order_type TEXT NOT NULL, price TEXT NOT NULL);
+"""
 
 
 @dataclass
@@ -28,86 +40,169 @@ class OrderLink:
 
 
 @dataclass
+class PendingCreate:
+    """Written durably just before an order is sent: after a crash in between, the restart can tell."""
+
+    symbol: str
+    side: str
+    order_type: str
+    price: str  # decimal string
+
+
+@dataclass
 class OrderMap:
-    """In-memory map with an optional JSON file behind it (written atomically)."""
+    """The map; `path` None keeps it in memory only (backtests, throwaway harnesses)."""
 
     path: Path | None = None
     links: dict[str, OrderLink] = field(default_factory=dict)
     applied_messages: collections.OrderedDict[str, None] = field(default_factory=collections.OrderedDict)
+    pending: dict[str, PendingCreate] = field(default_factory=dict)
     load_warning: str | None = None
+    _dirty_links: set[str] = field(default_factory=set, repr=False)
+    _dirty_applied: set[str] = field(default_factory=set, repr=False)
+    _dirty_pending: set[str] = field(default_factory=set, repr=False)
+    _seq: int = 0
+    _connection: sqlite3.Connection | None = field(default=None, repr=False)
+    _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @classmethod
     def load(cls, path: Path | None) -> OrderMap:
         order_map = cls(path=path)
-        if path is None or not path.exists():
+        if path is None:
             return order_map
         try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-            for leader_id, link in raw.get("links", {}).items():
-                order_map.links[str(leader_id)] = OrderLink(
-                    str(link["local_order_id"]), str(link["symbol"]), str(link["leader_quantity"]),
-                    str(link["local_quantity"]), bool(link.get("closed", False)),
-                )
-            for message_id in raw.get("applied_messages", []):
-                order_map.applied_messages[str(message_id)] = None
-        except (OSError, ValueError, TypeError) as err:
+            order_map._open()
+        except sqlite3.DatabaseError as err:
             # a corrupt map must not stop the bot: keep the file aside and start empty
+            order_map.close_storage()
             aside = path.with_suffix(path.suffix + ".corrupt")
             os.replace(path, aside)
             order_map = cls(path=path)
+            order_map._open()
             order_map.load_warning = f"order map {path} unreadable ({err}); moved to {aside}, starting empty"
         return order_map
 
+    def _open(self) -> None:
+        assert self.path is not None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # used from one worker thread at a time (save) or before any save (load)
+        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._connection = connection
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=FULL")
+        connection.executescript(_SCHEMA)
+        for leader_id, local_id, symbol, leader_qty, local_qty, closed, seq in connection.execute(
+                "SELECT * FROM links ORDER BY seq"):
+            self.links[leader_id] = OrderLink(local_id, symbol, leader_qty, local_qty, bool(closed))
+            self._seq = max(self._seq, seq)
+        for (u,) in connection.execute("SELECT u FROM applied ORDER BY seq"):
+            self.applied_messages[u] = None
+        for leader_id, *rest in connection.execute("SELECT * FROM pending"):
+            self.pending[leader_id] = PendingCreate(*rest)
+        self._seq = max([self._seq, *(s for (s,) in connection.execute("SELECT MAX(seq) FROM applied") if s)])
+
+    # ---- queries ----------------------------------------------------------------------------
     def local_id(self, leader_order_id: str) -> str | None:
         link = self.links.get(leader_order_id)
         return link.local_order_id if link else None
 
+    def was_applied(self, message_id: str) -> bool:
+        return message_id in self.applied_messages
+
+    # ---- changes (kept in memory until save) ---------------------------------------------------
     def link(self, leader_order_id: str, link: OrderLink) -> None:
         self.links[leader_order_id] = link
+        self._dirty_links.add(leader_order_id)
+        self.clear_pending(leader_order_id)
+
+    def update_quantities(self, leader_order_id: str, local_quantity: str, leader_quantity: str | None) -> None:
+        link = self.links.get(leader_order_id)
+        if link is not None:
+            link.local_quantity = local_quantity
+            if leader_quantity is not None:
+                link.leader_quantity = leader_quantity
+            self._dirty_links.add(leader_order_id)
 
     def close(self, leader_order_id: str) -> None:
         link = self.links.get(leader_order_id)
         if link is not None:
             link.closed = True
+            self._dirty_links.add(leader_order_id)
         closed = [leader_id for leader_id, old in self.links.items() if old.closed]
         for leader_id in closed[: max(0, len(closed) - _MAX_REMEMBERED_CLOSED)]:
             del self.links[leader_id]  # oldest first: dicts keep insertion order
-
-    def was_applied(self, message_id: str) -> bool:
-        return message_id in self.applied_messages
+            self._dirty_links.add(leader_id)
 
     def mark_applied(self, message_id: str) -> None:
         self.applied_messages[message_id] = None
+        self._dirty_applied.add(message_id)
         while len(self.applied_messages) > _MAX_REMEMBERED_MESSAGES:
-            self.applied_messages.popitem(last=False)
+            forgotten, _ = self.applied_messages.popitem(last=False)
+            self._dirty_applied.add(forgotten)
 
-    def _snapshot(self) -> str:
-        return json.dumps({
-            "version": _FORMAT_VERSION,
-            "links": {leader_id: vars(link) for leader_id, link in self.links.items()},
-            "applied_messages": list(self.applied_messages),
-        })
+    def mark_pending(self, leader_order_id: str, pending: PendingCreate) -> None:
+        self.pending[leader_order_id] = pending
+        self._dirty_pending.add(leader_order_id)
 
+    def clear_pending(self, leader_order_id: str) -> None:
+        if self.pending.pop(leader_order_id, None) is not None:
+            self._dirty_pending.add(leader_order_id)
+
+    # ---- persistence ----------------------------------------------------------------------------
     async def save(self) -> None:
-        """Write the map durably off the event loop."""
-        if self.path is None:
+        """Write what changed since the last save, durably, off the event loop."""
+        if self._connection is None:
+            self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
             return
-        snapshot = self._snapshot()
+        statements = self._take_changes()
+        if not statements:
+            return
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="order-map")
         async with self._lock:
-            await asyncio.to_thread(_atomic_write, self.path, snapshot)
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements)
 
+    def _take_changes(self) -> list[tuple[str, tuple]]:
+        statements: list[tuple[str, tuple]] = []
+        for leader_id in self._dirty_links:
+            link = self.links.get(leader_id)
+            if link is None:
+                statements.append(("DELETE FROM links WHERE leader_id = ?", (leader_id,)))
+            else:
+                self._seq += 1
+                local_id, symbol, leader_qty, local_qty, closed = astuple(link)
+                statements.append(("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(leader_id) DO "
+                                   "UPDATE SET local_quantity = excluded.local_quantity, leader_quantity = "
+                                   "excluded.leader_quantity, closed = excluded.closed",
+                                   (leader_id, local_id, symbol, leader_qty, local_qty, int(closed), self._seq)))
+        for u in self._dirty_applied:
+            if u in self.applied_messages:
+                self._seq += 1
+                statements.append(("INSERT OR IGNORE INTO applied VALUES (?, ?)", (u, self._seq)))
+            else:
+                statements.append(("DELETE FROM applied WHERE u = ?", (u,)))
+        for leader_id in self._dirty_pending:
+            pending = self.pending.get(leader_id)
+            if pending is None:
+                statements.append(("DELETE FROM pending WHERE leader_id = ?", (leader_id,)))
+            else:
+                statements.append(("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
+                                   (leader_id, *astuple(pending))))
+        self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
+        return statements
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    def _write(self, statements: list[tuple[str, tuple]]) -> None:
+        assert self._connection is not None
+        with self._connection:  # one transaction, committed durably (synchronous=FULL)
+            self._connection.execute("BEGIN")
+            for sql, params in statements:
+                self._connection.execute(sql, params)
+
+    def close_storage(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None

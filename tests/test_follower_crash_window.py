@@ -1,0 +1,59 @@
+"""A bot that dies after the exchange took an order but before it recorded it never places a second copy."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import signal_factory as sf
+from octobot_signals import RemoteTradingSignalsTradingMode
+from octobot_signals.follower.harness import default_trading_config, follower_on_sim_exchange
+from octobot_signals.follower.sim_exchange import SimExchangeSpec
+
+SPEC = SimExchangeSpec(portfolio={"USDT": Decimal(1000), "BTC": Decimal(0)}, prices={"BTC/USDT": Decimal(20000)})
+
+
+class ProcessDied(BaseException):
+    """Stands for SIGKILL: nothing after it runs, nothing catches it."""
+
+
+async def _crash_then_restart(f, tmp_path, message):
+    trader = f.sim.exchange_manager.trader
+    real_create = trader.create_order
+
+    async def create_then_die(order, *args, **kwargs):
+        await real_create(order, *args, **kwargs)  # the exchange has the order...
+        raise ProcessDied()  # ...and the bot dies before recording it
+
+    trader.create_order = create_then_die
+    with pytest.raises(ProcessDied):
+        await f.apply(message)
+    trader.create_order = real_create
+    await f.mode.stop()
+    # restart: a new mode instance, same data dir, same exchange (a real exchange keeps its orders)
+    mode = RemoteTradingSignalsTradingMode(f.sim.config, f.sim.exchange_manager)
+    mode.data_dir = tmp_path
+    await mode.initialize(trading_config=default_trading_config(), auto_start=False)
+    f.mode = mode
+    return await mode.apply_feed_message(message)  # the hub delivers the unrecorded message again
+
+
+async def test_resting_order_found_after_restart_not_placed_again(tmp_path):
+    async with follower_on_sim_exchange(SPEC, data_dir=tmp_path) as f:
+        message = sf.create(order_id="CRASH-1", order_type="buy_limit", limit_price=19000.0)
+        outcomes = await _crash_then_restart(f, tmp_path, message)
+        assert [o.result.value for o in outcomes] == ["skipped"]
+        assert "found after a restart" in outcomes[0].reason
+        assert len(f.sim.open_orders()) == 1
+        # and the recovered copy is the one a later cancel reaches
+        cancel = await f.apply(sf.cancel("CRASH-1", order_type="buy_limit", limit_price=19000.0))
+        assert [o.result.value for o in cancel] == ["cancelled"]
+        assert f.sim.open_orders() == []
+
+
+async def test_filled_market_order_not_bought_twice_after_restart(tmp_path):
+    async with follower_on_sim_exchange(SPEC, data_dir=tmp_path) as f:
+        message = sf.create(order_id="CRASH-2", order_type="buy_market", target_amount="10%")
+        outcomes = await _crash_then_restart(f, tmp_path, message)
+        assert [o.result.value for o in outcomes] == ["skipped"]
+        assert "not placing it twice" in outcomes[0].reason
+        assert f.sim.portfolio()["USDT"]["total"] == Decimal(900)  # bought once
