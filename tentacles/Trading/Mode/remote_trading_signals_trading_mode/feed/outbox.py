@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ..core import durable_sqlite
 from ..core.protocol import validate_bundle_shape, validate_message_id, validate_strategy_id
 
 DEFAULT_FILE_NAME = "publisher_outbox.sqlite"
@@ -45,15 +44,10 @@ class OutboxItem:
 
 class Outbox:
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        target = Path(path)
-        if target.is_dir():
-            target = target / DEFAULT_FILE_NAME
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = durable_sqlite.resolve(path, DEFAULT_FILE_NAME)
         self.path = target
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(target), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = durable_sqlite.connect(target, "")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS outbox ("
             " seq INTEGER PRIMARY KEY AUTOINCREMENT,"

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
+from ..core import durable_sqlite
 from ..core.protocol import validate_strategy_id
 
 DEFAULT_FILE_NAME = "follower_state.sqlite"
@@ -21,15 +20,10 @@ DEFAULT_FILE_NAME = "follower_state.sqlite"
 
 class FollowerState:
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        target = Path(path)
-        if target.is_dir():
-            target = target / DEFAULT_FILE_NAME
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = durable_sqlite.resolve(path, DEFAULT_FILE_NAME)
         self.path = target
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(str(target), check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn = durable_sqlite.connect(target, "")
         self._conn.execute(
             "CREATE TABLE IF NOT EXISTS follower_progress ("
             " strategy_id TEXT PRIMARY KEY, last_q INTEGER NOT NULL, updated_at REAL NOT NULL DEFAULT 0)"

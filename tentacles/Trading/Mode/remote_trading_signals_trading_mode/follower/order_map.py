@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
+from ..core import durable_sqlite
+
 _MAX_REMEMBERED_MESSAGES = 5000
 _MAX_REMEMBERED_CLOSED = 5000
 _SCHEMA = """
@@ -87,11 +89,8 @@ class OrderMap:
         assert self.path is not None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # used from one worker thread at a time (save) or before any save (load)
-        connection = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        connection = durable_sqlite.connect(self.path, _SCHEMA)
         self._connection = connection
-        connection.execute("PRAGMA journal_mode=WAL")
-        connection.execute("PRAGMA synchronous=FULL")
-        connection.executescript(_SCHEMA)
         for leader_id, local_id, symbol, leader_qty, local_qty, closed, seq in connection.execute(
                 "SELECT * FROM links ORDER BY seq"):
             self.links[leader_id] = OrderLink(local_id, symbol, leader_qty, local_qty, bool(closed))
