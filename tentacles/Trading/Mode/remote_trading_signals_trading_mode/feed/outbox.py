@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ..core import durable_sqlite
 from ..core.protocol import validate_bundle_shape, validate_message_id, validate_strategy_id
+from . import durable_sqlite
 
 DEFAULT_FILE_NAME = "publisher_outbox.sqlite"
 

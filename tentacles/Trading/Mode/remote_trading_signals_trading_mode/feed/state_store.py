@@ -12,8 +12,8 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from ..core import durable_sqlite
 from ..core.protocol import validate_strategy_id
+from . import durable_sqlite
 
 DEFAULT_FILE_NAME = "follower_state.sqlite"
 

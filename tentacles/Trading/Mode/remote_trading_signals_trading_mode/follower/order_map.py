@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
 
-from ..core import durable_sqlite
+from ..feed import durable_sqlite
 
 _MAX_REMEMBERED_MESSAGES = 5000
 _MAX_REMEMBERED_CLOSED = 5000
