@@ -59,9 +59,9 @@ def test_tentacle_metadata_names_the_mode(tmp_path: Path) -> None:
 def test_profiles(tmp_path: Path) -> None:
     plain = names(build_package(tmp_path / "a"))
     profiles = sorted(name for name in plain if name.startswith("reference_tentacles/profiles/"))
-    assert profiles == ["reference_tentacles/profiles/copy_trading/profile.json",
-                        f"reference_tentacles/profiles/copy_trading/specific_config/{MODE}.json",
-                        "reference_tentacles/profiles/copy_trading/tentacles_config.json"]
+    assert profiles == ["reference_tentacles/profiles/octobot_signals_copy_trading/profile.json",
+                        f"reference_tentacles/profiles/octobot_signals_copy_trading/specific_config/{MODE}.json",
+                        "reference_tentacles/profiles/octobot_signals_copy_trading/tentacles_config.json"]
     with_default = names(build_package(tmp_path / "b", default_profile=True))
     assert "reference_tentacles/profiles/default/profile.json" in with_default
 
@@ -70,7 +70,7 @@ def test_packaged_profile_options(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["package", "--output", str(tmp_path), "--exchange", "kucoin", "--exchange-type", "future",
                  "--pairs", "ETH/USDT:USDT, BTC/USDT:USDT"]) == 0
     with zipfile.ZipFile(capsys.readouterr().out.strip()) as archive:
-        profile = json.loads(archive.read("reference_tentacles/profiles/copy_trading/profile.json"))
+        profile = json.loads(archive.read("reference_tentacles/profiles/octobot_signals_copy_trading/profile.json"))
     config = profile["config"]
     assert config["exchanges"] == {"kucoin": {"enabled": True, "exchange-type": "future"}}
     assert [pair for entry in config["crypto-currencies"].values() for pair in entry["pairs"]] == [

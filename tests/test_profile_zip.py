@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 from octobot_real import support
-from octobot_signals.core import profile_zip, settings
+from octobot_signals.core import mode_config, profile_zip, settings
 from octobot_signals.core.profile_zip import ProfileError, build_package_profile_dir, build_profile_zip
 
 MODE = "RemoteTradingSignalsTradingMode"
@@ -72,17 +72,20 @@ def test_futures_profile_sets_exchange_type_under_the_exchange() -> None:
 
 def test_only_the_copy_trading_mode_is_active() -> None:
     activation = members(build_profile_zip(SPOT, HUB, TOKEN))["tentacles_config.json"]["tentacle_activation"]
-    assert list(activation) == ["Trading"]
-    assert [name for name, active in activation["Trading"].items() if active] == [MODE]
+    # what a standard bot runs stays on (anything not listed is off), the web interface first
+    assert activation["Services"]["WebInterface"] is True
+    assert [name for name, active in activation["Trading"].items() if active and name.endswith("TradingMode")] == [MODE]
     assert "DailyTradingMode" in activation["Trading"]  # stock modes are written as off, not left to defaults
 
 
 def test_every_mode_setting_is_written_explicitly() -> None:
     specific = members(build_profile_zip(SPOT, HUB + "/", TOKEN))[f"specific_config/{MODE}.json"]
     # the same keys as the mode's own default config and as the settings the mode reads
-    assert set(specific) == set(json.loads(MODE_CONFIG.read_text())) == set(settings.KEYS)
-    assert specific == {**profile_zip.DEFAULT_MODE_SETTINGS, "trading_strategy": "alpha-1", "hub_url": HUB,
+    assert set(specific) == set(json.loads(MODE_CONFIG.read_text()))
+    assert set(settings.KEYS) == set(mode_config.DEFAULT_SETTINGS) <= set(specific)
+    assert specific == {**mode_config.mode_config(), "trading_strategy": "alpha-1", "hub_url": HUB,
                         "follower_token": TOKEN}
+    assert specific["required_strategies"] == []  # OctoBot's mode config page reads it
     assert specific["round_to_minimal_size_if_necessary"] is False  # a real false, not a missing key
     parsed = settings.settings_from_config(specific)  # exactly what the mode will read
     assert (parsed.trading_strategy, parsed.hub_url, parsed.follower_token) == ("alpha-1", HUB, TOKEN)
@@ -91,9 +94,7 @@ def test_every_mode_setting_is_written_explicitly() -> None:
 
 
 def test_defaults_match_the_mode_config_file() -> None:
-    shipped = json.loads(MODE_CONFIG.read_text())
-    for key, value in profile_zip.DEFAULT_MODE_SETTINGS.items():
-        assert shipped[key] == value, key  # numbers compare across int/float: 100 == 100.0
+    assert json.loads(MODE_CONFIG.read_text()) == mode_config.mode_config()
 
 
 def test_same_input_same_bytes() -> None:
@@ -147,13 +148,13 @@ def test_default_profile_name_is_made_safe(name: str, expected: str) -> None:
 
 
 def test_packaged_profiles_carry_no_token(tmp_path: Path) -> None:
-    copy_trading = build_package_profile_dir(tmp_path / "copy_trading")
+    copy_trading = build_package_profile_dir(tmp_path / "packaged")
     default = build_package_profile_dir(tmp_path / "default", name="default")
-    for folder, expected_id in ((copy_trading, "copy_trading"), (default, "default")):
+    for folder, expected_id in ((copy_trading, "octobot_signals_copy_trading"), (default, "default")):
         profile = json.loads((folder / "profile.json").read_text())
         specific = json.loads((folder / "specific_config" / f"{MODE}.json").read_text())
         assert profile["profile"]["id"] == expected_id  # OctoBot selects profiles by id
-        assert specific == profile_zip.DEFAULT_MODE_SETTINGS  # following nothing until configured
+        assert specific == mode_config.mode_config()  # following nothing until configured
         assert specific["follower_token"] == "" and specific["hub_url"] == ""
         assert profile["config"]["trader"]["enabled"] is False
 
@@ -179,7 +180,7 @@ def test_hub_zips_validate_against_octobot_schema(octobot_schema: dict[str, Any]
 
 
 def test_packaged_profiles_validate_against_octobot_schema(octobot_schema: dict[str, Any], tmp_path: Path) -> None:
-    for name in ("copy_trading", "default"):
+    for name in (profile_zip.PACKAGED_PROFILE_NAME, "default"):
         folder = build_package_profile_dir(tmp_path / name, name=name)
         jsonschema.validate(json.loads((folder / "profile.json").read_text()), octobot_schema)
 

@@ -6,6 +6,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import octobot_signals
+from octobot_signals.core import mode_config
 from octobot_signals.core import settings as settings_module
 from octobot_signals.follower.harness import follower_on_sim_exchange
 from octobot_signals.follower.sim_exchange import SimExchangeSpec
@@ -28,13 +29,14 @@ async def _inputs(live: bool = True) -> dict:
 
 async def test_every_setting_is_a_titled_user_input_with_the_shipped_default():
     inputs = await _inputs()
-    defaults = json.loads(CONFIG.read_text())
+    defaults = {key: value for key, value in json.loads(CONFIG.read_text()).items()
+                if key not in mode_config.OCTOBOT_KEYS}
     assert set(defaults) == set(settings_module.KEYS)
     assert set(inputs) == set(defaults)
     for name, ui in inputs.items():
         assert ui["title"] and len(ui["title"]) > 20, name
         assert ui["def_val"] == defaults[name], name
-    assert inputs["follower_token"]["other_schema_values"] == {"format": "password"}
+    assert inputs["follower_token"]["other_schema_values"]["format"] == "password"
     assert inputs["sizing"]["options"] == [m.value for m in settings_module.SizingMode]
     assert (inputs["max_volume"]["min_val"], inputs["max_volume"]["max_val"]) == (0, 100)
     assert inputs["max_signal_age_seconds"]["input_type"] == "int"

@@ -5,7 +5,7 @@ or `reference_tentacles/profiles/...`, everything else is ignored):
     reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/   the whole package
         folder, subpackages (core/, feed/, follower/, hub/, cli/) included: the tentacles manager
         copies a tentacle folder recursively, so they are kept on install
-    reference_tentacles/profiles/copy_trading/                                the ready profile
+    reference_tentacles/profiles/octobot_signals_copy_trading/                the ready profile
     reference_tentacles/profiles/default/        only with --default-profile (a bare OctoBot
         without OctoBot-Tentacles has no default profile and needs one to start)
 Install: `OctoBot tentacles --install --all --location DIR/octobot-signals-tentacles-<version>.zip`.
@@ -19,7 +19,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..core import profile_zip
+from ..core import mode_config, profile_zip
 from .args import UsageError
 
 TENTACLE_TYPE_PATH = ("Trading", "Mode")
@@ -80,7 +80,10 @@ def build_package(output_dir: Path, *, default_profile: bool = False, strategy: 
     partial = target.with_suffix(".zip.partial")
     with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for path, relative in iter_package_files(folder):
-            _write(archive, f"{tentacle_root}/{relative}", path.read_bytes())
+            # the default config comes from the one builder every shipped config comes from
+            content = mode_config.default_file_text().encode() if relative == mode_config.CONFIG_FILE \
+                else path.read_bytes()
+            _write(archive, f"{tentacle_root}/{relative}", content)
         with tempfile.TemporaryDirectory(prefix="octobot-signals-profile-") as tmp:
             for name in profile_names:
                 profile_dir = profile_zip.build_package_profile_dir(Path(tmp) / name, name=name, strategy=strategy)

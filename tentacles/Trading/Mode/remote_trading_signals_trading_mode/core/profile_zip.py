@@ -1,12 +1,14 @@
-"""OctoBot profiles that follow a strategy: the hub's profile zip and the packaged `copy_trading` profile.
+"""OctoBot profiles that follow a strategy: the hub's profile zip and the packaged profile.
 
 Pure code (stdlib json/zipfile, no I/O except `write_profile_dir`). What OctoBot 2.1.1 expects:
 - `profile.json` validates against `octobot/config/profile_schema.json` (exchanges, crypto-currencies,
   trading, trader, trader-simulator are required; exchange entries only take `enabled` and
   `exchange-type`);
-- `tentacles_config.json` is `{"tentacle_activation": {"Trading": {<mode>: bool}}}`;
-- `specific_config/<Class>.json` is the trading mode's config: every setting is written explicitly,
-  because a missing boolean reads as false in some OctoBot code paths.
+- `tentacles_config.json` is the profile's whole activation list (`{"tentacle_activation": {<type>:
+  {<class>: bool}}}`): anything it does not name is off, so it names what a standard bot runs
+  (web interface included, see standard_activation), our mode on and every other trading mode off;
+- `specific_config/<Class>.json` is the trading mode's config, from `mode_config` (the same builder as
+  the tentacle's default config file): every setting written explicitly, plus OctoBot's own keys.
 Members sit at the archive root: OctoBot extracts the zip straight into `user/profiles/<name>/`.
 """
 from __future__ import annotations
@@ -20,41 +22,19 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from .settings import SettingsError, settings_from_config
+from . import standard_activation
+from .mode_config import MODE_CLASS, ModeConfigError
+from .mode_config import mode_config as _mode_config
 
-MODE_CLASS = "RemoteTradingSignalsTradingMode"
-PACKAGED_PROFILE_NAME = "copy_trading"
+# Not "copy_trading": OctoBot's default tentacles ship a read-only profile of that name, and OctoBot
+# never overwrites an existing profile, so ours would silently never be installed.
+PACKAGED_PROFILE_NAME = "octobot_signals_copy_trading"
 PACKAGED_PROFILE_ID = PACKAGED_PROFILE_NAME  # OctoBot selects profiles by id: keep it the folder name
 DEFAULT_PROFILE_NAME = "default"
 DEFAULT_PROFILE_ID = "default"
 DEFAULT_STARTING_QUOTE = Decimal(1000)
 # Simulated fees in percent (OctoBot's trader-simulator unit): a typical spot taker/maker fee.
 DEFAULT_FEES_PERCENT = Decimal("0.1")
-
-# Every mode setting, in the order the web UI shows them; values are what a fresh profile gets.
-DEFAULT_MODE_SETTINGS: dict[str, Any] = {
-    "trading_strategy": "",
-    "hub_url": "",
-    "follower_token": "",
-    "public_key": "",
-    "sizing": "portfolio_percent",
-    "leader_quantity_ratio": 1,
-    "fixed_quote_amount": 0,
-    "max_volume": 100,
-    "round_to_minimal_size_if_necessary": False,
-    "max_signal_age_seconds": 300,
-    "max_price_deviation_percent": 5,
-    "journal_path": "",
-}
-
-# Stock OctoBot trading modes, written as deactivated so that a bot which has them installed
-# never runs one of them next to the copy-trading mode (absent entries fall back to the
-# installed package's defaults). Names only; unknown names are dropped by OctoBot on load.
-_OTHER_TRADING_MODES = (
-    "DailyTradingMode", "DipAnalyserTradingMode", "GridTradingMode", "StaggeredOrdersTradingMode",
-    "SignalTradingMode", "TradingViewSignalsTradingMode", "ArbitrageTradingMode", "DCATradingMode",
-    "IndexTradingMode", "MarketMakingTradingMode", "BlankTradingMode",
-)
 
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ASSET = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
@@ -167,24 +147,22 @@ def profile_config(strategy: Mapping[str, Any], *, profile_name: str, profile_id
 
 
 def tentacles_config() -> dict[str, Any]:
-    """`tentacles_config.json`: the copy-trading mode is the only active trading mode."""
-    activation = {name: False for name in _OTHER_TRADING_MODES}
-    activation[MODE_CLASS] = True
-    return {"tentacle_activation": {"Trading": activation}}
+    """`tentacles_config.json`: what a standard bot runs, the copy-trading mode as its only trading mode."""
+    activation: dict[str, dict[str, bool]] = {
+        tentacle_type: dict.fromkeys(names, True) for tentacle_type, names in standard_activation.STANDARD_ACTIVE.items()
+    }
+    trading = activation.setdefault("Trading", {})
+    trading.update(dict.fromkeys(standard_activation.OTHER_TRADING_MODES, False))
+    trading[MODE_CLASS] = True
+    return {"tentacle_activation": activation}
 
 
 def mode_config(**overrides: Any) -> dict[str, Any]:
-    """`specific_config/RemoteTradingSignalsTradingMode.json`: every setting, validated like the mode does."""
-    unknown = set(overrides) - set(DEFAULT_MODE_SETTINGS)
-    if unknown:
-        raise ProfileError(f"{sorted(unknown)[0]}: unknown mode setting")
-    config = {**DEFAULT_MODE_SETTINGS, **overrides}
+    """`specific_config/RemoteTradingSignalsTradingMode.json` (see core.mode_config)."""
     try:
-        checked = settings_from_config(config)
-    except SettingsError as err:
-        raise ProfileError(f"{err.key}: {err.reason}") from None
-    config["hub_url"] = checked.hub_url  # normalized (no trailing slash), as the mode will read it
-    return config
+        return _mode_config(**overrides)
+    except ModeConfigError as err:
+        raise ProfileError(str(err)) from None
 
 
 def build_profile_files(strategy: Mapping[str, Any], *, settings: Mapping[str, Any], profile_name: str,
@@ -264,7 +242,7 @@ def build_package_profile_dir(target: Path, *, name: str = PACKAGED_PROFILE_NAME
                               starting_portfolio: Mapping[str, Decimal | int | str] | None = None) -> Path:
     """Writes a packaged profile folder at `target` (no hub URL, no token: set them in the web UI).
 
-    name "copy_trading": the profile users select then configure; "default": the profile a fresh
+    name PACKAGED_PROFILE_NAME: the profile users select then configure; "default": the profile a fresh
     OctoBot selects on first start (it must exist in the package), same content, following nothing.
     """
     strategy = strategy or PACKAGED_STRATEGY
@@ -272,7 +250,7 @@ def build_package_profile_dir(target: Path, *, name: str = PACKAGED_PROFILE_NAME
     files = build_profile_files(
         strategy,
         settings={},  # trading_strategy empty: the mode follows nothing until the user sets it
-        profile_name="Default" if is_default else "Copy trading",
+        profile_name="Default" if is_default else "Copy trading - octobot-signals",
         profile_id=DEFAULT_PROFILE_ID if is_default else PACKAGED_PROFILE_ID,
         description=("Copy trading (octobot-signals): set the strategy id, hub URL and follower token of "
                      "RemoteTradingSignalsTradingMode, or import a profile link from your hub."),
