@@ -21,6 +21,7 @@ import octobot_commons.enums as commons_enums
 import octobot_trading.enums as trading_enums
 import octobot_trading.modes as trading_modes
 
+from .core import input_schemas
 from .core import settings as settings_module
 from .follower.engine import FollowerEngine
 from .follower.journal import JournalFeeder
@@ -83,18 +84,23 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
         d = settings_module.FollowerSettings()
         ui, text, number, boolean = self.UI, commons_enums.UserInputTypes.TEXT, \
             commons_enums.UserInputTypes.FLOAT, commons_enums.UserInputTypes.BOOLEAN
+        # Text inputs say what they accept: OctoBot's web UI otherwise requires every text (minLength 1),
+        # and these may all be empty (e.g. a journal-only backtest). core.settings still checks each value.
         ui.user_input("trading_strategy", text, d.trading_strategy, inputs,
-                      title="Strategy to follow: the strategy id on the hub (letters, digits, _ and -).")
+                      title="Strategy to follow: the strategy id on the hub (letters, digits, _ and -).",
+                      other_schema_values=input_schemas.text_schema("trading_strategy"))
         ui.user_input("hub_url", text, d.hub_url, inputs,
-                      title="Strategy hub URL, e.g. https://signals.example.org (leave empty to backtest a journal).")
+                      title="Strategy hub URL, e.g. https://signals.example.org (leave empty to backtest a journal).",
+                      other_schema_values=input_schemas.text_schema("hub_url"))
         if not (self.exchange_manager is not None and self.exchange_manager.is_backtesting):
             # backtests save every user input in their run data: a backtest never needs the token
             ui.user_input("follower_token", text, d.follower_token, inputs,
                           title="Follower token given by the hub (kept secret, never logged).",
-                          other_schema_values={"format": "password"})
+                          other_schema_values=input_schemas.text_schema("follower_token"))
         ui.user_input("public_key", text, d.public_key, inputs,
                       title="Strategy publisher's Ed25519 public key (base64). When set, unsigned or forged "
-                            "signals are refused.")
+                            "signals are refused.",
+                      other_schema_values=input_schemas.text_schema("public_key"))
         ui.user_input("sizing", commons_enums.UserInputTypes.OPTIONS, d.sizing.value, inputs,
                       options=[mode.value for mode in settings_module.SizingMode],
                       title="Order sizing: portfolio_percent = the leader's share of its portfolio applied to "
@@ -117,7 +123,8 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
                       min_val=0, max_val=100,
                       title="Refuse a market copy when my price is this % away from the leader's (0 = no check).")
         ui.user_input("journal_path", text, d.journal_path, inputs,
-                      title="Backtesting only: strategy journal file (JSON lines from the hub's history).")
+                      title="Backtesting only: strategy journal file (JSON lines from the hub's history).",
+                      other_schema_values=input_schemas.text_schema("journal_path"))
 
     # ---- runtime -----------------------------------------------------------------------
     def resolve_data_dir(self) -> Path:
