@@ -16,7 +16,7 @@ class ProcessDied(BaseException):
     """Stands for SIGKILL: nothing after it runs, nothing catches it."""
 
 
-async def _crash_then_restart(f, tmp_path, message):
+async def _crash_and_restart(f, tmp_path, message) -> None:
     trader = f.sim.exchange_manager.trader
     real_create = trader.create_order
 
@@ -34,7 +34,11 @@ async def _crash_then_restart(f, tmp_path, message):
     mode.data_dir = tmp_path
     await mode.initialize(trading_config=default_trading_config(), auto_start=False)
     f.mode = mode
-    return await mode.apply_feed_message(message)  # the hub delivers the unrecorded message again
+
+
+async def _crash_then_restart(f, tmp_path, message):
+    await _crash_and_restart(f, tmp_path, message)
+    return await f.mode.apply_feed_message(message)  # the hub delivers the unrecorded message again
 
 
 async def test_resting_order_found_after_restart_not_placed_again(tmp_path):
@@ -57,3 +61,15 @@ async def test_filled_market_order_not_bought_twice_after_restart(tmp_path):
         assert [o.result.value for o in outcomes] == ["skipped"]
         assert "not placing it twice" in outcomes[0].reason
         assert f.sim.portfolio()["USDT"]["total"] == Decimal(900)  # bought once
+
+
+async def test_cancel_after_restart_reaches_the_order_its_write_ahead_entry_recorded(tmp_path):
+    # the create is not delivered again (the leader cancelled meanwhile): the cancel alone must find my
+    # order through its write-ahead entry, the one proof that this mode placed it
+    async with follower_on_sim_exchange(SPEC, data_dir=tmp_path) as f:
+        await _crash_and_restart(f, tmp_path, sf.create(order_id="CRASH-3", order_type="buy_limit",
+                                                        limit_price=19000.0))
+        assert len(f.sim.open_orders()) == 1
+        cancel = await f.apply(sf.cancel("CRASH-3", order_type="buy_limit", limit_price=19000.0))
+        assert [o.result.value for o in cancel] == ["cancelled"], [o.reason for o in cancel]
+        assert f.sim.open_orders() == []

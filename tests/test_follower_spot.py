@@ -258,7 +258,8 @@ async def test_restart_with_persisted_map_cancels_the_right_order(tmp_path):
         assert out.orders[0]["id"] != remaining[0].order_id
 
 
-async def test_loaded_exchange_order_matched_by_price_type_side():
+async def test_an_order_i_placed_by_hand_is_never_taken_for_a_copy():
+    # same symbol, side, type and price as the leader's order, but this mode never placed it: not a copy
     async with follower_on_sim_exchange(spec()) as f:
         import octobot_trading.enums as te
         import octobot_trading.personal_data as pd
@@ -269,7 +270,8 @@ async def test_loaded_exchange_order_matched_by_price_type_side():
                                           price=Decimal(18000))
         await em.trader.create_order(manual)
         out = only(await f.apply(sf.cancel("LEADER-X", order_type="buy_limit", limit_price=18000.0)))
-        assert out.result.value == "cancelled"
+        assert out.result.value == "skipped" and "no local copy" in out.reason
+        assert [o.order_id for o in f.sim.open_orders()] == [manual.order_id]
 
 
 @pytest.mark.parametrize("bad_price", ["nan", "-1"])

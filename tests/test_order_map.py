@@ -1,8 +1,17 @@
-"""The persisted leader -> local order map: round trip, corrupt files, bounded memory."""
+"""The persisted leader -> local order map: round trip, corrupt files, bounded memory, failed and refused writes."""
 from __future__ import annotations
 
+import sqlite3
+
+import pytest
 from octobot_signals.follower import order_map as order_map_module
-from octobot_signals.follower.order_map import OrderLink, OrderMap, PendingCreate
+from octobot_signals.follower.order_map import (
+    OrderLink,
+    OrderMap,
+    OrderMapClosed,
+    OrderMapWriteError,
+    PendingCreate,
+)
 
 
 async def test_round_trip_keeps_links_and_applied_messages(tmp_path):
@@ -53,3 +62,44 @@ async def test_saves_write_only_what_changed(tmp_path):
     order_map.mark_applied("u-new")
     assert len(order_map._take_changes()) == 1  # one message costs one row, whatever the history
     order_map.close_storage()
+
+
+async def test_a_failed_write_keeps_its_changes_for_the_next_save(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    # a real SQLite failure inside the write's transaction (as a full disk or an I/O error would give)
+    other = sqlite3.connect(path)
+    other.execute("CREATE TRIGGER refuse BEFORE INSERT ON applied BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    other.commit()
+    order_map.link("L1", OrderLink("local-1", "BTC/USDT", "0.1", "0.01"))
+    order_map.mark_pending("L2", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000"))
+    order_map.mark_applied("u-1")
+    with pytest.raises(OrderMapWriteError, match="disk says no"):
+        await order_map.save()
+    other.execute("DROP TRIGGER refuse")
+    other.commit()
+    other.close()
+    await order_map.save()  # the disk works again: everything the failed write held gets written now
+    order_map.close_storage()
+    reloaded = OrderMap.load(path)
+    assert reloaded.local_id("L1") == "local-1"
+    assert reloaded.pending["L2"].price == "19000"
+    assert reloaded.was_applied("u-1")
+    reloaded.close_storage()
+
+
+async def test_save_after_the_storage_is_closed_raises(tmp_path):
+    order_map = OrderMap.load(tmp_path / "map.sqlite3")
+    order_map.close_storage()
+    order_map.mark_pending("L1", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000"))
+    # a write-ahead entry that cannot be written must stop the order it protects, never pass silently
+    with pytest.raises(OrderMapClosed):
+        await order_map.save()
+    assert order_map._take_changes(), "the change is still waiting to be written"
+
+
+async def test_a_map_without_a_file_saves_to_nowhere():
+    order_map = OrderMap()  # backtests and throwaway harnesses
+    order_map.mark_applied("u-1")
+    await order_map.save()
+    assert order_map._take_changes() == []

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import octobot_trading.enums as trading_enums
+import octobot_trading.personal_data as personal_data
 
 from ..core import protocol, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
 from . import exchange_view, order_builder, order_lookup
-from .order_map import OrderLink, OrderMap, PendingCreate
+from .order_map import OrderLink, OrderMap, OrderMapStorageError, PendingCreate
 from .outcome import Outcome, Result
 
 Decimal = decimal.Decimal
@@ -128,6 +129,8 @@ class FollowerEngine:
         }[content.action]
         try:
             await handler(ctx, content)
+        except OrderMapStorageError:
+            raise  # nothing can be recorded: stop this message, it is applied again once the map works
         except Exception as err:  # an exchange error must not stop the feed: report and go on
             self.logger.exception("unexpected error applying %s %s", content.action.value, content.order_id)
             self._skip_tree(ctx, content, f"exchange error: {err.__class__.__name__}: {err}")
@@ -179,13 +182,27 @@ class FollowerEngine:
             await self._create(ctx, sibling)
 
     def _size(self, signal: schema.OrderSignal, my_price: Decimal, limits: sizing.MarketLimits,
-              share: schema.Share | None = None) -> sizing.OrderPlan | sizing.Skip:
+              share: schema.Share | None = None, holdings: sizing.Holdings | None = None,
+              ) -> sizing.OrderPlan | sizing.Skip:
         exchange_type = schema.ExchangeType.FUTURE if self.exchange_manager.is_future else schema.ExchangeType.SPOT
         return sizing.size_entry(
-            signal, exchange_view.holdings(self.exchange_manager, signal.symbol), my_price, limits, self.settings,
-            exchange_type, futures_max_size=exchange_view.futures_max_size(self.exchange_manager, signal.symbol, my_price),
+            signal, holdings or exchange_view.holdings(self.exchange_manager, signal.symbol), my_price, limits,
+            self.settings, exchange_type,
+            futures_max_size=exchange_view.futures_max_size(self.exchange_manager, signal.symbol, my_price),
             share=share,
         )
+
+    def _holdings_for_edit(self, order: Any) -> sizing.Holdings:
+        """My holdings as an edit of `order` sees them: what the order locks is released by the edit (the
+        exchange re-locks the new size), so it is available to the edited order; sizing against the free part
+        alone would shrink every edit of an order that uses most of my funds."""
+        held = exchange_view.holdings(self.exchange_manager, order.symbol)
+        if not (order.is_open() and order.is_counted_in_available_funds()):
+            return held  # a chained order still waiting for its entry locks nothing yet
+        locked = Decimal(personal_data.get_order_locked_amount(order, force_use_origin_quantity_and_price=True))
+        if order.side is trading_enums.TradeOrderSide.BUY:
+            return dataclasses.replace(held, quote_available=held.quote_available + locked)
+        return dataclasses.replace(held, base_available=held.base_available + locked)
 
     async def _attach_children(
         self, ctx: _Context, parent_signal: schema.OrderSignal, parent_order: Any, parent_qty: Decimal,
@@ -278,15 +295,18 @@ class FollowerEngine:
         limits = exchange_view.market_limits(self.exchange_manager, order.symbol)
         my_price = exchange_view.mark_price(self.exchange_manager, order.symbol) or order.origin_price
         quantity = None
+        note = None
         if signal.updated_target_amount is not None:
             # an edit may omit side/type: my copy knows them
             sized = dataclasses.replace(signal, side=signal.side or schema.Side(order.side.value),
                                         order_type=signal.order_type or order.order_type)
-            plan = self._size(sized, my_price, limits, share=signal.updated_target_amount)
+            plan = self._size(sized, my_price, limits, share=signal.updated_target_amount,
+                              holdings=self._holdings_for_edit(order))
             if isinstance(plan, sizing.Skip):
                 self._skip(ctx, signal, plan.reason)
                 return
             quantity = plan.quantity
+            note = plan_note(plan)  # a capped or reduced edit says why, like a create does
         price = sizing.adapt_price(signal.updated_limit_price, limits) if signal.updated_limit_price else None
         stop = sizing.adapt_price(signal.updated_stop_price, limits) if signal.updated_stop_price else None
         if quantity is None and price is None and stop is None:
@@ -308,7 +328,7 @@ class FollowerEngine:
         if quantity is not None:
             self.order_map.update_quantities(signal.order_id, str(quantity),
                                              None if signal.quantity is None else str(signal.quantity))
-        self._record(ctx, self._outcome(ctx, signal, Result.EDITED, None, [order]))
+        self._record(ctx, self._outcome(ctx, signal, Result.EDITED, note, [order]))
 
     async def _cancel(self, ctx: _Context, signal: schema.OrderSignal) -> None:
         order = self._find_local(signal.order_id, signal)
@@ -360,10 +380,21 @@ class FollowerEngine:
         if self.order_map.local_id(leader_order_id) is not None:
             self.order_map.close(leader_order_id)
             return f"my copy of {leader_order_id} is already closed (filled or cancelled)"
+        if leader_order_id in self.order_map.pending:
+            return (f"leader order {leader_order_id} was being copied when the bot stopped and no matching open "
+                    f"order is left (filled, or never placed)")
         return f"no local copy of leader order {leader_order_id}"
 
     def _find_local(self, leader_order_id: str, signal: schema.OrderSignal | None = None) -> Any:
-        return order_lookup.find_local(self.exchange_manager, self.order_map, leader_order_id, signal)
+        """My copy of a leader order: linked, or (with `signal`, for edits, cancels and groups) sent just before
+        a stop and recorded by its write-ahead entry, then linked now. Never an order this mode did not place."""
+        order = order_lookup.find_local(self.exchange_manager, self.order_map, leader_order_id)
+        if order is not None or signal is None:
+            return order
+        order = order_lookup.recover_pending(self.exchange_manager, self.order_map, leader_order_id)
+        if order is not None:
+            self._link(signal, order, order.origin_quantity)
+        return order
 
     def _link(self, signal: schema.OrderSignal, order: Any, quantity: Decimal) -> None:
         self.order_map.link(signal.order_id, OrderLink(

@@ -1,24 +1,26 @@
-"""Find my copy of a leader order on the exchange."""
+"""Find my copy of a leader order on the exchange.
+
+A leader's edit or cancel may only ever touch an order this mode placed. What proves that: the
+persisted link (leader id -> my order id), or, for an order sent just before the bot stopped and not
+linked yet, its write-ahead entry (what was sent: symbol, side, type, price). An open order that
+matches a signal's side, type and price but that the mode never recorded is someone else's (the
+user's own, another mode's) and is never matched.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from ..core import signal_schema as schema
 from .order_map import OrderMap
 
 
-def find_local(exchange_manager: Any, order_map: OrderMap, leader_order_id: str,
-               signal: schema.OrderSignal | None = None) -> Any:
-    """My order for `leader_order_id`: through the persisted map, else (orders loaded from the exchange,
-    never mapped) by symbol, side, type and price."""
-    orders_manager = exchange_manager.exchange_personal_data.orders_manager
+def find_local(exchange_manager: Any, order_map: OrderMap, leader_order_id: str) -> Any:
+    """My order linked to `leader_order_id` (open, or chained and still waiting for its entry), else None."""
     local_id = order_map.local_id(leader_order_id)
-    if local_id is not None:
-        order = orders_manager.get_order(local_id) if orders_manager.has_order(local_id) else None
-        return order if order is not None else _find_chained(orders_manager, local_id)
-    if signal is None or signal.side is None or signal.order_type is None:
+    if local_id is None:
         return None
-    return _match_loaded_order(orders_manager, order_map, signal)
+    orders_manager = exchange_manager.exchange_personal_data.orders_manager
+    order = orders_manager.get_order(local_id) if orders_manager.has_order(local_id) else None
+    return order if order is not None else _find_chained(orders_manager, local_id)
 
 
 def _find_chained(orders_manager: Any, local_id: str) -> Any:
@@ -30,20 +32,12 @@ def _find_chained(orders_manager: Any, local_id: str) -> Any:
     return None
 
 
-def _match_loaded_order(orders_manager: Any, order_map: OrderMap, signal: schema.OrderSignal) -> Any:
-    linked = {link.local_order_id for link in order_map.links.values()}
-    price = signal.limit_price or signal.stop_price
-    assert signal.side is not None
-    matches = [
-        order for order in orders_manager.get_open_orders(symbol=signal.symbol)
-        if order.order_id not in linked and order.side.value == signal.side.value
-        and order.order_type is signal.order_type and price is not None and order.origin_price == price
-    ]
-    return matches[0] if len(matches) == 1 else None  # ambiguous: better no copy than the wrong one
-
-
 def recover_pending(exchange_manager: Any, order_map: OrderMap, leader_order_id: str) -> Any:
-    """After a crash between sending an order and recording it: my open order that matches what was sent."""
+    """After a stop between sending an order and linking it: the one open order matching its write-ahead entry.
+
+    Only orders no link claims are candidates, and an ambiguous match gives None: better no copy than
+    the wrong one.
+    """
     pending = order_map.pending.get(leader_order_id)
     if pending is None:
         return None

@@ -32,6 +32,18 @@ CREATE TABLE IF NOT EXISTS pending (leader_id TEXT PRIMARY KEY, symbol TEXT NOT 
 """
 
 
+class OrderMapStorageError(RuntimeError):
+    """The map could not record a change: whatever that change protects must not go ahead."""
+
+
+class OrderMapClosed(OrderMapStorageError):
+    pass
+
+
+class OrderMapWriteError(OrderMapStorageError):
+    pass
+
+
 @dataclass
 class OrderLink:
     local_order_id: str
@@ -150,19 +162,39 @@ class OrderMap:
 
     # ---- persistence ----------------------------------------------------------------------------
     async def save(self) -> None:
-        """Write what changed since the last save, durably, off the event loop."""
-        if self._connection is None:
+        """Write what changed since the last save, durably, off the event loop.
+
+        Raises OrderMapClosed once the storage is closed (a write-ahead entry that cannot be written
+        must stop the order it protects) and OrderMapWriteError when the write fails; in both cases
+        the changes stay pending for the next save.
+        """
+        if self.path is None:  # in memory only: there is nothing to write to
             self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
             return
-        statements = self._take_changes()
-        if not statements:
-            return
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="order-map")
         async with self._lock:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements)
+            if self._connection is None:
+                raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
+            statements = self._take_changes()
+            if not statements:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="order-map")
+            # what is being written moves aside: changes made during the write start new dirty sets, and the
+            # taken ones come back if the write fails (or its caller is cancelled), so nothing is forgotten
+            taken = self._dirty_links, self._dirty_applied, self._dirty_pending
+            self._dirty_links, self._dirty_applied, self._dirty_pending = set(), set(), set()
+            try:
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements)
+            except BaseException as err:
+                self._dirty_links |= taken[0]
+                self._dirty_applied |= taken[1]
+                self._dirty_pending |= taken[2]
+                if isinstance(err, sqlite3.Error):
+                    raise OrderMapWriteError(f"order map {self.path}: write failed: {err}") from err
+                raise
 
     def _take_changes(self) -> list[tuple[str, tuple]]:
+        """The statements that bring the file up to date with memory; the dirty sets are left as they are."""
         statements: list[tuple[str, tuple]] = []
         for leader_id in self._dirty_links:
             link = self.links.get(leader_id)
@@ -188,15 +220,16 @@ class OrderMap:
             else:
                 statements.append(("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
                                    (leader_id, *astuple(pending))))
-        self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
         return statements
 
     def _write(self, statements: list[tuple[str, tuple]]) -> None:
-        assert self._connection is not None
-        with self._connection:  # one transaction, committed durably (synchronous=FULL)
-            self._connection.execute("BEGIN")
+        connection = self._connection
+        if connection is None:  # closed while this write waited for the worker
+            raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
+        with connection:  # one transaction, committed durably (synchronous=FULL)
+            connection.execute("BEGIN")
             for sql, params in statements:
-                self._connection.execute(sql, params)
+                connection.execute(sql, params)
 
     def close_storage(self) -> None:
         if self._executor is not None:
