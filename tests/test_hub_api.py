@@ -271,7 +271,7 @@ async def test_profile_link_expires(env: Env, world: dict[str, Any]) -> None:
     # Age the link in the real store (15 minutes is too long to wait for in a test).
     await env.hub.state.store.run(lambda db: db._db.execute("UPDATE capabilities SET expires_at = expires_at - 901"))
     async with env.session.get(body["url"]) as resp:
-        assert resp.status == 404
+        assert resp.status == 410  # expired: Gone (issue 9); unknown links stay 404
     remaining = await env.hub.state.store.run(lambda db: db._db.execute("SELECT COUNT(*) FROM capabilities").fetchone())
     assert remaining == (0,)  # the expired row (and its token copy) is gone
 

@@ -285,10 +285,14 @@ async def download_profile(request: web.Request) -> web.Response:
         raise ApiError(404, "not_found", "unknown or expired link")
     now = time.time()
 
-    def lookup(db: SqliteStore) -> Capability | None:
-        return db.get_capability(hash_secret(capability), now)
+    def lookup(db: SqliteStore) -> tuple[Capability | None, bool]:
+        cap_hash = hash_secret(capability)
+        record = db.get_capability(cap_hash, now)
+        return record, record is None and db.capability_expired(cap_hash)
 
-    record = await state.store.run(lookup)
+    record, expired = await state.store.run(lookup)
+    if expired:
+        raise ApiError(410, "expired", "this profile link expired (links last 15 minutes): get a new one")
     if record is None or record.strategy_id != strategy_id or strategy_id not in state.strategies:
         raise ApiError(404, "not_found", "unknown or expired link")
     strategy = state.strategies[strategy_id]
@@ -315,3 +319,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/strategies/{id}/signals", signals_history)
     app.router.add_post("/api/strategies/{id}/profile-link", create_profile_link)
     app.router.add_get("/p/{cap}/{id}.zip", download_profile)
+    from .api_manage import add_manage_routes  # update / archive / rotate (used by the web front too)
+
+    add_manage_routes(app)

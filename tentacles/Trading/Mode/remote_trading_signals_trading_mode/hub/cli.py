@@ -17,6 +17,13 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="external base URL used in profile links, e.g. https://hub.example.org (default http://HOST:PORT)",
     )
+    parser.add_argument(
+        "--signup",
+        choices=("open", "invite", "closed"),
+        default="invite",
+        help="who may create an account on the hub's pages: anyone, holders of an operator's invitation "
+        "(default), or nobody",
+    )
     parser.epilog = (
         f"The admin token comes from ${ADMIN_TOKEN_ENV}, or is generated on first start and printed once."
     )
@@ -27,7 +34,7 @@ def hub_command(args: argparse.Namespace) -> int:
         print("--port must be in 0..65535", file=sys.stderr)
         return 2
     try:
-        run_hub(args.host, args.port, args.data, public_url=args.public_url)
+        run_hub(args.host, args.port, args.data, public_url=args.public_url, signup=args.signup)
     except OSError as err:
         print(f"hub failed to start: {err}", file=sys.stderr)
         return 1

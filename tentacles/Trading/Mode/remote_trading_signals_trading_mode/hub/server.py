@@ -18,6 +18,8 @@ from .api import MAX_BODY_BYTES, add_routes, error_middleware
 from .auth import Authenticator, hash_secret, new_secret
 from .state import STATE_KEY, HubState
 from .store import AsyncStore
+from .web.app import page_middleware, setup_web
+from .web.context import SIGNUP_MODES, SignupMode
 from .ws import cable_handler
 
 logger = logging.getLogger("octobot_signals.hub")
@@ -82,11 +84,15 @@ async def start_hub(
     admin_token: str | None = None,
     public_url: str | None = None,
     queue_size: int = 1000,
+    signup: SignupMode = "invite",
 ) -> HubHandle:
     """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir.
 
     queue_size: outgoing frames buffered per connection before a follower counts as too slow.
+    signup: how people get an account on the web pages: "open", "invite" (an operator's code) or "closed".
     """
+    if signup not in SIGNUP_MODES:
+        raise ValueError(f"signup must be one of {SIGNUP_MODES}, got {signup!r}")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     store = AsyncStore(data_dir)
@@ -96,9 +102,11 @@ async def start_hub(
         strategies = await store.run(lambda db: db.load_strategies())
         state = HubState(store=store, auth=Authenticator(store, admin_hash), hub_url="", queue_size=queue_size)
         state.strategies = {s.id: s for s in strategies}
-        app = web.Application(middlewares=[error_middleware], client_max_size=MAX_BODY_BYTES)
+        # page_middleware inside error_middleware: pages answer HTML, the API keeps its JSON errors.
+        app = web.Application(middlewares=[error_middleware, page_middleware], client_max_size=MAX_BODY_BYTES)
         app[STATE_KEY] = state
         add_routes(app)
+        setup_web(app, data_dir, signup, secure_cookies=(public_url or "").lower().startswith("https://"))
         app.router.add_get(protocol.WS_PATH, cable_handler)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
@@ -117,9 +125,12 @@ async def start_hub(
     return handle
 
 
-async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: str | None = None) -> None:
-    handle = await start_hub(host, port, data_dir, public_url=public_url)
+async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
+                        signup: SignupMode = "invite") -> None:
+    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup)
     print(f"octobot-signals hub listening on {handle.base_url} (ws {handle.ws_url})", flush=True)
+    print(f"hub pages: {handle.state.hub_url}/ (sign-ups: {signup}; operator: {handle.state.hub_url}/operator/login)",
+          flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -131,8 +142,9 @@ async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: 
         await handle.stop()
 
 
-def run_hub(host: str, port: int, data_dir: Path | str, public_url: str | None = None) -> None:
+def run_hub(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
+            signup: SignupMode = "invite") -> None:
     """Blocking: run a hub until SIGINT/SIGTERM."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve_forever(host, port, data_dir, public_url))
+    asyncio.run(serve_forever(host, port, data_dir, public_url, signup))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..core import protocol
+from .web.tables import WebTables
 
 DB_FILE = "hub.sqlite3"
 T = TypeVar("T")
@@ -143,7 +144,7 @@ class DuplicateStrategy(Exception):
     pass
 
 
-class SqliteStore:
+class SqliteStore(WebTables):
     """Synchronous store; call only from the AsyncStore thread."""
 
     def __init__(self, path: Path) -> None:
@@ -153,6 +154,7 @@ class SqliteStore:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self.migrate_web()  # the web front's tables and columns (additive)
 
     def close(self) -> None:
         self._db.close()
@@ -169,7 +171,9 @@ class SqliteStore:
     def create_strategy(self, strategy: Strategy, publish_secret_hash: str) -> None:
         try:
             self._db.execute(
-                "INSERT INTO strategies VALUES(?,?,?,?,?,?,?,?,?,?)",
+                # Named columns: the web front adds columns to this table (owner, description, archived).
+                "INSERT INTO strategies(id, name, visibility, pairs, exchange_type, exchange, public_key, "
+                "stream_id, publish_secret_hash, created_at) VALUES(?,?,?,?,?,?,?,?,?,?)",
                 (
                     strategy.id,
                     strategy.name,
@@ -229,6 +233,7 @@ class SqliteStore:
     def create_capability(self, cap_hash: str, cap: Capability) -> None:
         with self._db:
             self._db.execute("BEGIN")
+            self.remember_expired_capabilities(time.time())  # a late download then answers 410
             self._db.execute("DELETE FROM capabilities WHERE expires_at <= ?", (time.time(),))
             self._db.execute(
                 "INSERT INTO capabilities VALUES(?,?,?,?,?)",
@@ -244,6 +249,7 @@ class SqliteStore:
         if row is None:
             return None
         if row[3] <= now:
+            self._db.execute("INSERT OR IGNORE INTO expired_capabilities VALUES(?, ?)", (cap_hash, now))
             self._db.execute("DELETE FROM capabilities WHERE cap_hash=?", (cap_hash,))
             return None
         return Capability(row[0], row[1], row[2], row[3])
