@@ -20,6 +20,7 @@ from .context import (
     Viewer,
     WebConfig,
     render,
+    request_web,
     session_hash,
 )
 from .sealing import TokenSealer
@@ -48,7 +49,7 @@ async def _load_viewer(request: web.Request) -> None:
     now = time.time()
     session = await request.app[STATE_KEY].store.run(lambda db: db.get_web_session(id_hash, now))
     if session is not None:
-        request["viewer"] = Viewer(session, id_hash)
+        request_web(request).viewer = Viewer(session, id_hash)
 
 
 @web.middleware
@@ -72,15 +73,16 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
                    405: "This page does not take this kind of request."}.get(err.status, err.reason)
         response = render(request, "message.html", {"title": err.reason, "message": message}, status=err.status)
     config = request.app[WEB_KEY]
-    if "set_cookie" in request:
-        session_id, ttl = request["set_cookie"]
+    carried = request_web(request)
+    if carried.set_cookie is not None:
+        session_id, ttl = carried.set_cookie
         response.set_cookie(COOKIE_NAME, session_id, max_age=int(ttl), path="/", httponly=True, samesite="Lax",
                             secure=config.secure_cookies)
-    elif request.get("clear_cookie"):
+    elif carried.clear_cookie:
         response.del_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=config.secure_cookies)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if request.get("viewer") is not None:
+    if carried.viewer.session is not None:
         # Pages of a signed-in visitor hold their CSRF token (and secrets shown once): never cached.
         response.headers.setdefault("Cache-Control", "no-store")
     return response

@@ -64,6 +64,27 @@ class Viewer:
         return self.session.csrf if self.session else ""
 
 
+@dataclass
+class RequestWeb:
+    """What a page request carries between the middleware and its handler."""
+
+    viewer: Viewer = field(default_factory=lambda: Viewer())
+    set_cookie: tuple[str, float] | None = None
+    clear_cookie: bool = False
+
+
+# web.RequestKey exists from aiohttp 3.12 on (plain string keys warn there); older versions take the string.
+_RequestKey: Any = getattr(web, "RequestKey", None)
+REQUEST_KEY: Any = _RequestKey("octobot_signals_web", RequestWeb) if _RequestKey else "octobot_signals_web"
+
+
+def request_web(request: web.Request) -> RequestWeb:
+    current = request.get(REQUEST_KEY)
+    if current is None:
+        current = request[REQUEST_KEY] = RequestWeb()
+    return current
+
+
 class PageError(Exception):
     """A refusal shown as a page: status, a title and a message that says what to do."""
 
@@ -83,7 +104,7 @@ def config(request: web.Request) -> WebConfig:
 
 
 def viewer(request: web.Request) -> Viewer:
-    return request.get("viewer") or Viewer()
+    return request_web(request).viewer
 
 
 def session_hash(session_id: str) -> str:
@@ -114,8 +135,8 @@ async def start_session(request: web.Request, account_id: str | None, operator: 
         account = await state.store.run(lambda db: db.account_by_id(account_id))
         username = account.username if account else None
     new = Viewer(WebSession(account_id, username, operator, csrf, now + ttl), id_hash)
-    request["viewer"] = new
-    request["set_cookie"] = (session_id, ttl)
+    request_web(request).viewer = new
+    request_web(request).set_cookie = (session_id, ttl)
     return new
 
 
@@ -131,8 +152,8 @@ async def end_session(request: web.Request) -> None:
     current = viewer(request)
     if current.session_hash:
         await hub(request).store.run(lambda db: db.delete_web_session(current.session_hash))
-    request["viewer"] = Viewer()
-    request["clear_cookie"] = True
+    request_web(request).viewer = Viewer()
+    request_web(request).clear_cookie = True
 
 
 async def checked_form(request: web.Request) -> dict[str, str]:
