@@ -149,13 +149,20 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
         return await self.get_consumer().apply_feed_message(raw)
 
 
+class ConsumerStopped(RuntimeError):
+    """The mode is stopping: a message that has not started is not applied (the feed delivers it again)."""
+
+
 class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer):
-    """Owns the follower engine: one feed message at a time, in order."""
+    """Owns the follower engine: one feed message at a time, in order, each applied whole."""
+
+    STOP_WAIT_SECONDS = 60.0  # how long stop() waits for the message in flight
 
     def __init__(self, trading_mode: RemoteTradingSignalsTradingMode) -> None:
         super().__init__(trading_mode)
         self.engine: FollowerEngine | None = None
         self._lock = asyncio.Lock()
+        self._stopping = False
 
     def build_engine(self) -> FollowerEngine:
         mode: RemoteTradingSignalsTradingMode = self.trading_mode
@@ -172,16 +179,53 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
         return FollowerEngine(em, mode.settings, order_map, trading_mode=mode, clock=clock, check_age=check_age)
 
     async def stop(self) -> None:
+        # no new message starts; the one in flight holds the lock and finishes first: closing the order map
+        # under it would leave orders on the exchange that the map never recorded (copied again on restart)
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._lock.acquire(), self.STOP_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            # closing anyway is safe: the map then refuses every write, so the late message places no order
+            # without its write-ahead entry and is applied again after the restart
+            self.logger.error(f"a feed message is still being applied after {self.STOP_WAIT_SECONDS:.0f} s: "
+                              f"stopping without waiting for it")
+            self._close_engine()
+        else:
+            try:
+                self._close_engine()
+            finally:
+                self._lock.release()
+        await super().stop()
+
+    def _close_engine(self) -> None:
         if self.engine is not None:
             self.engine.order_map.close_storage()  # quick: the last save already committed everything
             self.engine = None
-        await super().stop()
 
     async def apply_feed_message(self, raw: Any) -> list[Outcome]:
+        if self._stopping:
+            raise ConsumerStopped("the mode is stopping: message not applied")
+        task = asyncio.get_running_loop().create_task(self._apply_in_order(raw))
+        task.add_done_callback(self._log_unawaited_failure)
+        # a bundle once started is applied whole even when the feed task awaiting it is cancelled (the feed
+        # stops first when the bot stops): half a bundle is what loses or duplicates orders on restart
+        return await asyncio.shield(task)
+
+    async def _apply_in_order(self, raw: Any) -> list[Outcome]:
         async with self._lock:  # feed order is trading order: never interleave two messages
+            if self._stopping:
+                raise ConsumerStopped("the mode is stopping: message not applied")
             if self.engine is None:
                 self.engine = self.build_engine()
             return await self.engine.apply_message(raw)
+
+    def _log_unawaited_failure(self, task: asyncio.Task) -> None:
+        # the caller may have been cancelled while this message completed: its failure must still be seen
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and not isinstance(error, ConsumerStopped):
+            self.logger.error(f"feed message not fully applied: {error.__class__.__name__}: {error}")
 
 
 class RemoteTradingSignalsModeProducer(trading_modes.AbstractTradingModeProducer):
