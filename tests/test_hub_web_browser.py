@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import os
 import re
+import sys
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -462,3 +464,46 @@ async def test_hostile_cases(hub: HubHandle) -> None:
             print(journey.report())
             for context in (author_ctx, other_ctx, attacker_ctx):
                 await context.close()
+
+
+# ------------------------------------------------------------------------------------------ demo
+
+
+async def test_demo_prints_the_page_that_shows_its_signals(tmp_path: Path) -> None:
+    """`octobot-signals demo` prints its hub's strategy page; the page shows the signals while the demo runs."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "octobot_signals.cli.main", "demo", "--seconds", "12",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "TMPDIR": str(tmp_path)})
+    assert process.stdout is not None
+    try:
+        url = None
+        while url is None:
+            line = (await asyncio.wait_for(process.stdout.readline(), 60)).decode()
+            assert line, "the demo ended without printing its strategy page"
+            found = re.search(r"strategy page: (http://127\.0\.0\.1:\d+/strategies/demo-grid)", line)
+            url = found.group(1) if found else None
+        drain = asyncio.ensure_future(process.stdout.read())  # keep the pipe flowing while the browser looks
+        async with support.browser() as b:
+            page = await b.context.new_page()
+            journey = support.Journey("hub_demo", pages=[page])
+            try:
+                async with journey.step("the demo's strategy page shows signals while it runs") as step:
+                    count = 0
+                    deadline = time.monotonic() + 30
+                    while count == 0 and time.monotonic() < deadline and process.returncode is None:
+                        await page.goto(url)
+                        count = int(await page.text_content("[data-test=signal-count]") or 0)
+                        if count == 0:
+                            await asyncio.sleep(0.5)
+                    assert count > 0 and await page.locator("[data-test=signals] tbody tr").count() > 0
+                    assert process.returncode is None  # still running: the page is live, not a report
+                    step.saw = f"{count} signals on {url}"
+            finally:
+                print(journey.report())
+        assert await asyncio.wait_for(process.wait(), 90) == 0
+        await drain
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -100,6 +100,9 @@ class DemoRun:
                   for _ in range(self.follower_count)]
         self.reader_token = tokens[0]
         self.log("hub", f"listening on {hub.base_url}, strategy {STRATEGY_ID!r}, {len(tokens)} follower tokens")
+        # The same hub serves its web pages: this one shows the demo's signals as they are journaled.
+        self.page_url = f"{hub.base_url}/strategies/{STRATEGY_ID}"
+        self.log("hub", f"strategy page: {self.page_url} (open it in a browser while the demo runs)")
 
         leader_sim = await stack.enter_async_context(
             sim_exchange(SimExchangeSpec(portfolio=LEADER_PORTFOLIO, prices={SYMBOL: PRICE_PATH[0]})))
