@@ -171,6 +171,8 @@ async def test_new_follower_starts_from_now_unless_asked(hub: Any, tmp_path: Pat
             await wait_until(lambda: len(fresh.messages) == 1 and len(full.messages) == 4)
             assert fresh.tags == ["new"] and fresh.qs == [4]
             assert full.qs == [1, 2, 3, 4]
+            # "from now" came from the hub's last_q: not one page of the strategy's history was read
+            assert f1.stats.history_requests == 0
         finally:
             await ws.close()
             await stop_all(f1, f2)
@@ -383,4 +385,116 @@ async def test_stale_link_is_detected_and_reconnected(tmp_path: Path) -> None:
         assert follower.stats.reconnects >= 2
     finally:
         await stop_all(follower)
+        await runner.cleanup()
+
+
+def big_bundle(strategy_id: str, tag: str, size: int) -> dict[str, Any]:
+    bundle = tagged_bundle(strategy_id, tag)
+    bundle["signals"][0]["content"]["note"] = "x" * size
+    return bundle
+
+
+async def test_history_pages_are_bounded_by_bytes_and_the_follower_reads_them_all(hub: Any, tmp_path: Path) -> None:
+    strategy = await admin_create_strategy(hub.base_url, hub.admin_token, "s1")
+    token = (await admin_create_follower(hub.base_url, hub.admin_token, "s1"))["token"]
+    n, size = 24, 200 * 1024  # 4.8 MB of journal: more than one page's byte budget (4 MiB)
+    async with aiohttp.ClientSession() as session:
+        ws = await ws_connect(session, hub.base_url, strategy["publish_secret"])
+        for i in range(n):
+            text, _ = publish_command(strategy, bundle=big_bundle("s1", f"big{i}", size))
+            await ws.send_str(text)
+            assert (await recv_json(ws))["type"] == "ack"
+        await ws.close()
+        async with session.get(f"{hub.base_url}/api/strategies/s1/signals?after=0&limit=500",
+                               headers=auth(token)) as resp:
+            body = await resp.read()
+            next_after = resp.headers.get("X-Next-After")
+        page = json.loads(body)
+        assert 1 <= len(page) < n, "one page holds at most the byte budget"
+        assert len(body) <= 4 * 1024 * 1024 + 2 * size
+        assert next_after == str(page[-1]["q"])  # says the page was cut and where to go on from
+        async with session.get(f"{hub.base_url}/api/strategies/s1/signals?after={n - 1}&limit=1",
+                               headers=auth(token)) as resp:
+            last = (await resp.json())[0]
+            assert "X-Next-After" not in resp.headers
+    state = FollowerState(tmp_path / "f")
+    state.set_last_q("s1", 0)
+    rec = Recorder()
+    follower = FollowerClient(hub.base_url, token, state)
+    follower.subscribe("s1", rec)
+    await follower.start(connect=False)
+    try:
+        await follower.ingest(last)  # q=24 first: 1..23 are filled from history, across byte-cut pages
+        await wait_until(lambda: len(rec.messages) == n)
+        assert rec.qs == list(range(1, n + 1))
+        assert follower.stats.history_requests >= 2
+    finally:
+        await stop_all(follower)
+
+
+async def test_an_unbounded_history_answer_is_not_read_past_the_limit(tmp_path: Path) -> None:
+    # A hub that knows no byte budget and no last_q (or a hostile one): its history answers are as large as
+    # `limit` makes them, streamed without a length. The follower stops reading at its own limit, asks for
+    # smaller pages, and still applies everything in order; a new follower still starts "from now".
+    n, size = 250, 200 * 1024  # 50 MB for any limit >= 250
+    messages = [{"u": f"u{q}", "i": "st_s1", "t": "t", "v": "1.0.0", "d": 1764000000 + q, "q": q, "g": None,
+                 "s": big_bundle("s1", f"m{q}", size)} for q in range(1, n + 1)]
+    written: list[tuple[int, int]] = []  # (limit asked, bytes the hub could send for it)
+
+    async def history(request: web.Request) -> web.StreamResponse:
+        after, limit = int(request.query["after"]), int(request.query["limit"])
+        body = json.dumps([m for m in messages if m["q"] > after][:limit]).encode()
+        resp = web.StreamResponse()  # chunked: no Content-Length to refuse it by
+        await resp.prepare(request)
+        sent = 0
+        try:
+            for start in range(0, len(body), 256 * 1024):
+                await resp.write(body[start:start + 256 * 1024])
+                sent += min(256 * 1024, len(body) - start)
+            await resp.write_eof()
+        except (ConnectionError, RuntimeError):
+            pass  # the follower hung up
+        written.append((limit, sent))
+        return resp
+
+    async def lookup(request: web.Request) -> web.Response:
+        return web.json_response({"feed_id": "st_s1"})  # an older hub: no last_q
+
+    async def cable(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(protocol.welcome_frame())
+        async for _ in ws:  # the subscribe command
+            await ws.send_str(protocol.confirm_subscription_frame())
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/api/strategies/{id}/signals", history)
+    app.router.add_get("/api/v2/storefront/feeds/id/{id}", lookup)
+    app.router.add_get("/cable", cable)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    fresh = FollowerClient(url, "tok", FollowerState(tmp_path / "fresh"), backoff_cap=0.2)
+    fresh.subscribe("s1", Recorder())
+    catching_up = FollowerClient(url, "tok", FollowerState(tmp_path / "old"))
+    rec = Recorder()
+    catching_up.subscribe("s1", rec)
+    try:
+        await fresh.start()
+        await fresh.wait_until_subscribed(TIMEOUT)
+        assert fresh.last_applied("s1") == n  # from the history's last q, as before last_q existed
+        await catching_up.start(connect=False)
+        await catching_up.ingest(messages[-1])
+        await wait_until(lambda: len(rec.messages) == n, timeout=60)
+        assert rec.qs == list(range(1, n + 1))
+        full_page = len(json.dumps(messages))
+        # a refused answer was cut short (what reached the socket: the follower's 8 MiB plus what the kernel
+        # and the client buffer meanwhile), never read whole
+        refused = [sent for limit, sent in written if limit >= n]
+        assert refused and max(refused) < full_page * 3 // 4, (written, full_page)
+    finally:
+        await stop_all(fresh, catching_up)
         await runner.cleanup()

@@ -9,9 +9,13 @@ Guarantees (PROTOCOL.md "Ordering and delivery guarantees"):
 
 Choices worth knowing:
 - A strategy this follower has never seen starts "from now": before its first subscription
-  the client reads the hub's history to find the latest `q` and records it, so the strategy's
-  past is not replayed into the bot, but nothing published after that moment can be missed,
-  even across a restart. Pass `replay_from_start=True` to apply the whole history instead.
+  the client asks the hub for the strategy's latest `q` (`last_q` of the storefront feed lookup;
+  a hub without that field is paged through instead) and records it, so the strategy's past is
+  not replayed into the bot, but nothing published after that moment can be missed, even across
+  a restart. Pass `replay_from_start=True` to apply the whole history instead.
+- Every HTTP answer is read with a size limit. A history page may stop short of `limit` at the
+  hub's byte budget (header `X-Next-After`); the client goes on with `after=`. A page over the
+  client's own limit (a hub without a byte budget) is asked again with half the `limit`.
 - A message whose signature is missing or wrong (when the strategy has a configured public
   key) is logged, counted in `stats.rejected_signatures` and SKIPPED: its `q` is recorded as
   processed. The hub journaled it under that `q` for good, so waiting for a "genuine" q=N
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -41,6 +46,11 @@ MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
 
 HISTORY_PAGE = protocol.DEFAULT_HISTORY_LIMIT
 BASELINE_PAGE = protocol.MAX_HISTORY_LIMIT
+# what one history answer may weigh here: the hub's byte budget per page (4 MiB) plus one message over it
+MAX_HISTORY_RESPONSE_BYTES = 8 * 1024 * 1024
+MAX_LOOKUP_RESPONSE_BYTES = 64 * 1024  # the feed lookup answer is a few dozen bytes
+INLINE_JSON_BYTES = 256 * 1024  # larger answers are parsed off the event loop
+NEXT_AFTER_HEADER = "X-Next-After"  # the hub cut this page at its byte budget: more may follow
 STRATEGY_QUEUE_SIZE = 1000  # a full queue stops reading: the hub then drops us and we resume
 WS_CLOSE_TIMEOUT = 5.0
 
@@ -49,6 +59,40 @@ class HistoryError(RuntimeError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"history request failed: HTTP {status}: {message}")
         self.status = status
+
+
+class ResponseTooLarge(HistoryError):
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(200, f"answer over {max_bytes} bytes")
+
+
+async def _read_bounded(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    """The body, refused past `max_bytes` without reading the rest into memory."""
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise ResponseTooLarge(max_bytes)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.content.iter_chunked(64 * 1024):
+        size += len(chunk)
+        if size > max_bytes:
+            raise ResponseTooLarge(max_bytes)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse_json(body: bytes) -> Any:
+    try:
+        if len(body) > INLINE_JSON_BYTES:
+            return await asyncio.to_thread(json.loads, body)
+        return json.loads(body)
+    except (ValueError, RecursionError) as err:
+        raise HistoryError(200, f"answer is not JSON: {type(err).__name__}") from None
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    messages: list[Any]
+    cut_by_size: bool  # the hub stopped at its byte budget: ask again from the last q
 
 
 @dataclass
@@ -333,38 +377,73 @@ class FollowerClient:
         for strategy_id in list(self._handlers):
             if strategy_id in self._trackers:
                 continue
-            latest = 0
-            while True:
-                batch = await self._fetch_history(strategy_id, latest, BASELINE_PAGE)
-                if batch:
-                    q = batch[-1].get("q") if isinstance(batch[-1], dict) else None
-                    if isinstance(q, int) and not isinstance(q, bool) and q > latest:
-                        latest = q
-                    else:
-                        break
-                if len(batch) < BASELINE_PAGE:
-                    break
+            latest = await self._hub_last_q(strategy_id)
+            if latest is None:
+                latest = await self._last_q_from_history(strategy_id)
             await self._state.aset_last_q(strategy_id, latest)
             self._trackers[strategy_id] = protocol.SequenceTracker(latest)
             self.logger.info("feed: following %s from q=%d on (earlier history not replayed)", strategy_id, latest)
 
-    async def _fetch_history(self, strategy_id: str, after: int, limit: int) -> list[Any]:
+    async def _hub_last_q(self, strategy_id: str) -> int | None:
+        """The strategy's latest q in one small request, or None from a hub that does not say."""
+        try:
+            body, _ = await self._get_json(f"/api/v2/storefront/feeds/id/{strategy_id}", {},
+                                           MAX_LOOKUP_RESPONSE_BYTES)
+        except HistoryError:
+            return None  # a hub without the lookup: its history answers (or says what is wrong)
+        last_q = body.get("last_q") if isinstance(body, dict) else None
+        if isinstance(last_q, int) and not isinstance(last_q, bool) and last_q >= 0:
+            return last_q
+        return None
+
+    async def _last_q_from_history(self, strategy_id: str) -> int:
+        # a hub without `last_q`: page through the journal (it never cuts pages by size, see module doc)
+        latest = 0
+        limit = BASELINE_PAGE
+        while True:
+            page, limit = await self._fetch_fitting_page(strategy_id, latest, limit)
+            q = page.messages[-1].get("q") if page.messages and isinstance(page.messages[-1], dict) else None
+            if not (isinstance(q, int) and not isinstance(q, bool) and q > latest):
+                return latest
+            latest = q
+            if len(page.messages) < limit and not page.cut_by_size:
+                return latest
+
+    async def _get_json(self, path: str, params: dict[str, str], max_bytes: int) -> tuple[Any, Any]:
+        """(parsed body, headers) of a GET on the hub; HistoryError on any failure status."""
         assert self._session is not None
-        self.stats.history_requests += 1
-        url = f"{self.hub_url}/api/strategies/{strategy_id}/signals"
         async with self._session.get(
-            url,
-            params={"after": str(after), "limit": str(limit)},
+            self.hub_url + path,
+            params=params,
             headers=self._auth(),
             timeout=aiohttp.ClientTimeout(total=self.request_timeout),
         ) as resp:
             if resp.status != 200:
-                text = (await resp.text())[:200]
-                raise HistoryError(resp.status, text)
-            body = await resp.json()
+                text = (await _read_bounded(resp, 4096)).decode("utf-8", "replace")
+                raise HistoryError(resp.status, text[:200])
+            body = await _read_bounded(resp, max_bytes)
+            headers = resp.headers
+        return await _parse_json(body), headers
+
+    async def _fetch_history(self, strategy_id: str, after: int, limit: int) -> HistoryPage:
+        self.stats.history_requests += 1
+        body, headers = await self._get_json(f"/api/strategies/{strategy_id}/signals",
+                                             {"after": str(after), "limit": str(limit)}, MAX_HISTORY_RESPONSE_BYTES)
         if not isinstance(body, list):
             raise HistoryError(200, "history is not a JSON list")
-        return body
+        return HistoryPage(body, NEXT_AFTER_HEADER in headers)
+
+    async def _fetch_fitting_page(self, strategy_id: str, after: int, limit: int) -> tuple[HistoryPage, int]:
+        """A history page and the limit it was asked with: halved while the answer is over our size limit (a hub
+        without a byte budget). One message over the limit raises ResponseTooLarge: no hub following the
+        protocol's frame limit sends that."""
+        while True:
+            try:
+                return await self._fetch_history(strategy_id, after, limit), limit
+            except ResponseTooLarge:
+                if limit == 1:
+                    raise
+                limit = max(1, limit // 2)
 
     # ------------------------------------------------------------------ per-strategy processing
 
@@ -512,10 +591,11 @@ class FollowerClient:
     async def _catch_up(self, strategy_id: str) -> bool:
         """Apply history after the last applied q until caught up. False if it had to stop early."""
         backoff = Backoff(base=0.2, cap=5.0, max_attempts=5)
+        limit = HISTORY_PAGE
         while not self._stopping:
             after = self._trackers[strategy_id].last_applied
             try:
-                batch = await self._fetch_history(strategy_id, after, HISTORY_PAGE)
+                page, limit = await self._fetch_fitting_page(strategy_id, after, limit)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, HistoryError, ValueError) as err:
                 try:
                     delay = backoff.next_delay()
@@ -527,9 +607,9 @@ class FollowerClient:
                     return False
                 await asyncio.sleep(delay)
                 continue
-            for raw in batch:
+            for raw in page.messages:
                 if not await self._on_message(strategy_id, raw, from_history=True):
                     return False
-            if len(batch) < HISTORY_PAGE:
+            if not page.messages or (len(page.messages) < limit and not page.cut_by_size):
                 return True
         return False

@@ -20,6 +20,8 @@ from .store import Capability, DuplicateStrategy, SqliteStore, Strategy
 logger = logging.getLogger("octobot_signals.hub.api")
 
 PROFILE_LINK_TTL_S = 15 * 60
+# set on a history page cut at the store's byte budget: more messages follow, ask again with after=<value>
+NEXT_AFTER_HEADER = "X-Next-After"
 MAX_BODY_BYTES = 64 * 1024
 MAX_PAIRS = 200
 
@@ -238,7 +240,9 @@ async def revoke_follower(request: web.Request) -> web.Response:
 async def storefront_feed_id(request: web.Request) -> web.Response:
     # A strategy's publish secret may read its own stream id too: the publisher needs it.
     _, strategy = await _follower_of(request)
-    return web.json_response({"feed_id": strategy.stream_id})
+    # last_q (added, optional): a new follower starts after it ("from now") without paging the journal
+    last_q = await _state(request).store.last_q(strategy.id)
+    return web.json_response({"feed_id": strategy.stream_id, "last_q": last_q})
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -257,12 +261,12 @@ async def signals_history(request: web.Request) -> web.StreamResponse:
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "jsonl"):
         raise ApiError(400, "bad_request", 'format must be "json" or "jsonl"')
-    entries = await _state(request).store.read_after(strategy.id, after, limit)
-    messages = [entry.feed_message(strategy.stream_id) for entry in entries]
-    if fmt == "jsonl":
-        text = "".join(json.dumps(m, ensure_ascii=False, separators=(",", ":")) + "\n" for m in messages)
-        return web.Response(text=text, content_type="application/x-ndjson")
-    return web.json_response(messages)
+    # the page is read and serialized on the store's thread, within a byte budget: never megabytes on the loop
+    page = await _state(request).store.run(
+        lambda db: db.read_history_page(strategy.id, strategy.stream_id, after, limit, jsonl=fmt == "jsonl"))
+    headers = {NEXT_AFTER_HEADER: str(page.last_q)} if page.cut_by_size else None
+    content_type = "application/x-ndjson" if fmt == "jsonl" else "application/json"
+    return web.Response(body=page.body, content_type=content_type, charset="utf-8", headers=headers)
 
 
 async def create_profile_link(request: web.Request) -> web.Response:

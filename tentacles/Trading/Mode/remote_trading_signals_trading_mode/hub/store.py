@@ -22,6 +22,9 @@ from .web.tables import WebTables
 
 DB_FILE = "hub.sqlite3"
 T = TypeVar("T")
+# one history page stops once it holds this many bytes (it always holds at least one message): a page is
+# built in memory, and a public strategy's journal can hold thousands of 256 KiB messages
+HISTORY_PAGE_MAX_BYTES = 4 * 1024 * 1024
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -114,6 +117,20 @@ class JournalEntry:
 
     def feed_message(self, stream_id: str) -> dict[str, Any]:
         return protocol.make_feed_message(self.u, stream_id, self.d, self.q, self.s, self.g)
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    body: bytes  # a JSON array, or JSON lines
+    last_q: int | None  # the page's last message, None when empty
+    cut_by_size: bool  # stopped at the byte budget before `limit`: more may follow after last_q
+
+
+def _feed_message_json(u: str, stream_id: str, d_json: str, q: int, s_json: str, g: str | None) -> str:
+    """protocol.make_feed_message as JSON, spliced from the journal's stored JSON (d and s are kept as canonical
+    JSON text): a page costs no parse and no re-serialization of every bundle."""
+    return (f'{{"u":{json.dumps(u)},"i":{json.dumps(stream_id)},"t":{json.dumps(protocol.CHANNEL_TYPE_SIGNALS)},'
+            f'"v":{json.dumps(protocol.FEED_VERSION)},"d":{d_json},"q":{q},"s":{s_json},"g":{json.dumps(g)}}}')
 
 
 @dataclass(frozen=True)
@@ -286,6 +303,34 @@ class SqliteStore(WebTables):
             (strategy_id, after_q, limit),
         ).fetchall()
         return [JournalEntry(strategy_id, r[0], r[1], json.loads(r[2]), json.loads(r[3]), r[4]) for r in rows]
+
+    def read_history_page(self, strategy_id: str, stream_id: str, after_q: int, limit: int, *, jsonl: bool,
+                          max_bytes: int | None = None) -> HistoryPage:
+        """Journaled messages with q > after_q as a ready response body: at most `limit` messages and about
+        `max_bytes` (over it by one message at most). Rows are read one at a time, so memory stays
+        bounded by the budget whatever `limit` says."""
+        budget = HISTORY_PAGE_MAX_BYTES if max_bytes is None else max_bytes
+        lines: list[bytes] = []
+        size = 0
+        last_q: int | None = None
+        cut_by_size = False
+        cursor = self._db.execute(
+            "SELECT q, u, d, s, g FROM journal WHERE strategy_id=? AND q>? ORDER BY q LIMIT ?",
+            (strategy_id, after_q, limit),
+        )
+        try:
+            for q, u, d, s, g in cursor:
+                if lines and size >= budget:
+                    cut_by_size = True
+                    break
+                line = _feed_message_json(u, stream_id, d, q, s, g).encode("utf-8")
+                lines.append(line)
+                size += len(line) + 1
+                last_q = q
+        finally:
+            cursor.close()
+        body = b"".join(line + b"\n" for line in lines) if jsonl else b"[" + b",".join(lines) + b"]"
+        return HistoryPage(body, last_q, cut_by_size)
 
     def last_q(self, strategy_id: str) -> int:
         return self._db.execute(
