@@ -38,12 +38,17 @@ from octobot_signals.hub.server import HubHandle
 from playwright.async_api import expect
 from signal_factory import order_content, signal
 
-pytestmark = pytest.mark.skipif(not support.CHROMIUM.is_file(), reason=f"{support.CHROMIUM} missing")
-
 DOCS = support.REPO / "docs" / "screenshots"
 PASSWORD = "correct horse battery"
 TIMEOUT = aiohttp.ClientTimeout(total=15)
 STEP_MS = 10_000
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium() -> None:
+    """A fresh machine has no chromium yet: .ci/webui_cdn.sh installs Debian's (once, then cached)."""
+    if not support.CHROMIUM.is_file():
+        support.cdn_modules()
 
 
 async def new_context(b: support.Browser, hub: HubHandle) -> Any:

@@ -64,14 +64,16 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
     except PageError as err:
-        response = render(request, "message.html", {"title": err.title, "message": err.message}, status=err.status)
+        response = render(request, "message.html", {"title": err.title, "message": err.message, "status": err.status},
+                          status=err.status)
     except web.HTTPException as err:
         # Unknown paths stay JSON errors for API clients (as before the pages); a browser gets a page.
         if err.status < 400 or "text/html" not in request.headers.get("Accept", ""):
             raise
         message = {404: "There is no page at this address.",
                    405: "This page does not take this kind of request."}.get(err.status, err.reason)
-        response = render(request, "message.html", {"title": err.reason, "message": message}, status=err.status)
+        response = render(request, "message.html", {"title": err.reason, "message": message, "status": err.status},
+                          status=err.status)
     config = request.app[WEB_KEY]
     carried = request_web(request)
     if carried.set_cookie is not None:
