@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from octobot_signals.cli.main import main
-from octobot_signals.cli.package_cmd import build_package, iter_package_files, package_folder
+from octobot_signals.cli.package_cmd import build_package, package_folder
 
 ROOT = "reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/"
 MODE = "RemoteTradingSignalsTradingMode"
@@ -36,17 +36,38 @@ def test_command_writes_the_zip_and_prints_its_path(tmp_path: Path, capsys: pyte
     assert not list((tmp_path / "out").glob("*.partial"))
 
 
-def test_layout_holds_the_whole_tentacle_folder(tmp_path: Path) -> None:
+def test_layout_holds_what_the_mode_needs(tmp_path: Path) -> None:
     members = names(build_package(tmp_path))
     assert all(name.startswith("reference_tentacles/") for name in members)  # all OctoBot extracts
     shipped = {name[len(ROOT):] for name in members if name.startswith(ROOT)}
-    expected = {relative for _, relative in iter_package_files(package_folder())}
-    assert shipped == expected
     for required in ("__init__.py", "metadata.json", f"config/{MODE}.json", f"resources/{MODE}.md",
-                     "remote_trading_signals_trading_mode.py", "core/__init__.py", "core/profile_zip.py",
-                     "follower/__init__.py", "feed/__init__.py", "hub/__init__.py", "cli/__init__.py"):
+                     "remote_trading_signals_trading_mode.py",
+                     "core/__init__.py", "core/profile_zip.py", "core/settings.py", "core/signal_schema.py",
+                     "core/sizing.py", "core/protocol.py",
+                     "follower/__init__.py", "follower/engine.py", "follower/order_map.py", "follower/order_lookup.py",
+                     "follower/order_builder.py", "follower/exchange_view.py", "follower/journal.py",
+                     "feed/__init__.py", "feed/bridge.py", "feed/subscription.py", "feed/follower_client.py",
+                     "feed/publisher_client.py", "feed/outbox.py", "feed/durable_sqlite.py",
+                     "hub/__init__.py", "hub/server.py", "hub/store.py", "cli/__init__.py", "cli/main.py"):
         assert required in shipped, required
     assert not [name for name in members if "__pycache__" in name or name.endswith((".pyc", ".pyo"))]
+
+
+def test_a_tentacle_folder_ships_its_files_and_no_caches(tmp_path: Path) -> None:
+    source = tmp_path / "my_mode"
+    for relative in ("__init__.py", "my_mode.py", "sub/__init__.py", "sub/deep/x.py", "config/MyMode.json",
+                     "resources/MyMode.md", "data/sample.jsonl", "__pycache__/my_mode.cpython-311.pyc",
+                     "sub/__pycache__/x.cpython-311.pyc", "stale.pyc", "stale.pyo", ".pytest_cache/v/cache",
+                     ".ruff_cache/0.1/x", ".mypy_cache/3.11/x.json", "my_mode.py.swp", "my_mode.py~"):
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text("x")
+    (source / "metadata.json").write_text(json.dumps({"version": "9.9.9", "tentacles": ["MyMode"]}))
+    members = names(build_package(tmp_path / "out", source=source))
+    root = "reference_tentacles/Trading/Mode/my_mode/"
+    assert sorted(name for name in members if not name.startswith("reference_tentacles/profiles/")) == [
+        root + "__init__.py", root + "config/MyMode.json", root + "data/sample.jsonl", root + "metadata.json",
+        root + "my_mode.py", root + "resources/MyMode.md", root + "sub/__init__.py", root + "sub/deep/x.py",
+    ]
 
 
 def test_tentacle_metadata_names_the_mode(tmp_path: Path) -> None:
