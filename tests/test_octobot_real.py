@@ -28,7 +28,7 @@ import pytest
 from hub_helpers import admin_create_follower, admin_create_strategy, auth, running_hub
 from octobot_real import support
 from octobot_signals.cli.package_cmd import build_package
-from octobot_signals.core import profile_zip
+from octobot_signals.core import mode_config, profile_zip
 from signal_factory import message, order_content, signal
 
 pytestmark = pytest.mark.skipif(support.skip_requested(),
@@ -89,13 +89,14 @@ def test_package_installs_and_octobot_imports_the_mode(venv: Path, bot: Bot) -> 
     assert sorted(probe["exchange_types"]) == ["future", "spot"]
     for name, file in probe["submodules"].items():  # imported from the bot folder, not from anywhere else
         assert Path(file).resolve().is_relative_to(installed.resolve()), (name, file)
-    # the packaged copy_trading profile was installed, validates, and runs only our mode
+    # the packaged profile was installed, validates, and runs only our mode (plus what a bot needs)
     profile = probe["profile"]
-    assert profile["id"] == "copy_trading"
-    assert {name for name, on in profile["activation"]["Trading"].items() if on} == {MODE}
+    assert profile["id"] == profile_zip.PACKAGED_PROFILE_ID
+    assert {name for name, on in profile["activation"]["Trading"].items() if on and name.endswith("TradingMode")} == {MODE}
+    assert profile["activation"]["Services"]["WebInterface"] is True
     assert profile["config"]["trader"]["enabled"] is False
     assert profile["config"]["trader-simulator"]["enabled"] is True
-    packaged = json.loads((bot.path / "user/profiles/copy_trading/specific_config" / f"{MODE}.json").read_text())
+    packaged = json.loads((bot.path / "user/profiles" / profile_zip.PACKAGED_PROFILE_NAME / "specific_config" / f"{MODE}.json").read_text())
     assert packaged["follower_token"] == "" and packaged["trading_strategy"] == ""
 
 
@@ -143,11 +144,11 @@ def test_profile_link_imports_through_octobots_importer(imported: dict[str, Any]
     assert result["imported"] is True and result["origin_url_matches"] is True
     assert result["name"] == "Copy Octo copy"
     specific = result["specific"]
-    assert set(specific) == set(profile_zip.DEFAULT_MODE_SETTINGS)  # every setting written explicitly
+    assert set(specific) == set(mode_config.mode_config())  # every setting written explicitly, OctoBot's keys too
     assert specific["trading_strategy"] == STRATEGY_ID
     assert specific["hub_url"] == imported["hub_url"]
     assert specific["follower_token"] == imported["token"]
-    assert {name for name, on in result["activation"]["Trading"].items() if on} == {MODE}
+    assert {name for name, on in result["activation"]["Trading"].items() if on and name.endswith("TradingMode")} == {MODE}
     config = result["config"]
     assert config["exchanges"]["binance"] == {"enabled": True, "exchange-type": "spot"}
     assert config["crypto-currencies"]["BTC"]["pairs"] == ["BTC/USDT"]
@@ -273,7 +274,7 @@ def test_built_package_is_a_tentacles_zip(bot: Bot) -> None:
     with zipfile.ZipFile(bot.package_zip) as archive:
         names = archive.namelist()
     assert all(name.startswith("reference_tentacles/") for name in names)
-    assert "reference_tentacles/profiles/copy_trading/profile.json" in names
+    assert f"reference_tentacles/profiles/{profile_zip.PACKAGED_PROFILE_NAME}/profile.json" in names
     assert "reference_tentacles/profiles/default/profile.json" in names
 
 

@@ -107,9 +107,12 @@ async def _route(route: Any, modules: Path | None, traffic: Traffic, strip_integ
         return
     host = parts.hostname or ""
     if host in LOCAL_HOSTS:
-        if strip_integrity and request.resource_type == "document":
+        if strip_integrity and request.resource_type == "document" and request.method == "GET":
             # the npm copies are not byte-identical to the CDNs' (minified on the fly): the pages'
-            # integrity attributes cannot match them, so the browser-side copy of the page drops them
+            # integrity attributes cannot match them, so the browser-side copy of the page drops them.
+            # GET only: route.fetch() would re-send a form post without its uploaded files. A page reached
+            # by a post's redirect keeps its attributes (Playwright routes only the first request of a
+            # redirect chain): open it again with a GET before using its scripts.
             response = await route.fetch()
             body = _INTEGRITY.sub(b"", await response.body())
             await route.fulfill(response=response, body=body)

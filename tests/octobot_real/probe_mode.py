@@ -12,6 +12,7 @@ import octobot_commons.profiles as profiles
 import octobot_tentacles_manager.api as tentacles_api
 
 MODULE = "tentacles.Trading.Mode.remote_trading_signals_trading_mode"
+PACKAGED_PROFILE = "octobot_signals_copy_trading"  # core.profile_zip.PACKAGED_PROFILE_NAME (this script runs in the bot venv)
 SUBMODULES = ("core.protocol", "core.sizing", "core.signal_schema", "core.settings", "core.profile_zip",
               "follower.engine", "follower.journal", "follower.order_map")
 
@@ -22,7 +23,7 @@ def main() -> None:
     package = importlib.import_module(MODULE)
     mode_class = package.RemoteTradingSignalsTradingMode
     submodules = {name: importlib.import_module(f"{MODULE}.{name}").__file__ for name in SUBMODULES}
-    profile = profiles.Profile(os.path.join("user", "profiles", "copy_trading"),
+    profile = profiles.Profile(os.path.join("user", "profiles", PACKAGED_PROFILE),
                                schema_path=octobot_constants.PROFILE_FILE_SCHEMA).read_config()
     profile.validate()  # raises on a schema violation
     with open(profile.get_tentacles_config_path(), encoding="utf-8") as handle:

@@ -48,6 +48,18 @@ class _RedactFollowerToken(logging.Filter):
 logging.getLogger("RemoteTradingSignalsTradingMode").addFilter(_RedactFollowerToken())
 
 
+def _following_text(settings: settings_module.FollowerSettings, backtesting: bool) -> str:
+    """What the mode follows, for the bot log at start (never the token: only whether one is set)."""
+    if not settings.trading_strategy:
+        return "following nothing: set trading_strategy in RemoteTradingSignalsTradingMode's configuration"
+    if backtesting:
+        source = f"journal {settings.journal_path}" if settings.journal_path else "no journal (backtests replay one)"
+    else:
+        source = f"hub {settings.hub_url or '(no hub_url set)'}" + \
+            ("" if settings.follower_token else " without a follower token")
+    return f"following strategy '{settings.trading_strategy}' from {source}, sizing {settings.sizing.value}"
+
+
 class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
     """Follow a strategy: every create / edit / cancel it publishes becomes my own sized order."""
 
@@ -256,6 +268,7 @@ class RemoteTradingSignalsModeProducer(trading_modes.AbstractTradingModeProducer
         await super().start()
         mode: RemoteTradingSignalsTradingMode = self.trading_mode
         settings = mode.settings
+        self.logger.info(_following_text(settings, self.exchange_manager.is_backtesting))
         if self.exchange_manager.is_backtesting and settings.journal_path:
             self.journal = await asyncio.to_thread(JournalFeeder.load, Path(settings.journal_path), self.logger)
         elif settings.hub_url and settings.trading_strategy and not self.exchange_manager.is_backtesting:
