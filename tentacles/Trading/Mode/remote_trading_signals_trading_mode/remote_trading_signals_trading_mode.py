@@ -218,10 +218,13 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
         if self._stopping:
             raise ConsumerStopped("the mode is stopping: message not applied")
         task = asyncio.get_running_loop().create_task(self._apply_in_order(raw))
-        task.add_done_callback(self._log_unawaited_failure)
-        # a bundle once started is applied whole even when the feed task awaiting it is cancelled (the feed
-        # stops first when the bot stops): half a bundle is what loses or duplicates orders on restart
-        return await asyncio.shield(task)
+        try:
+            # a bundle once started is applied whole even when the feed task awaiting it is cancelled (the feed
+            # stops first when the bot stops): half a bundle is what loses or duplicates orders on restart
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(self._log_unawaited_failure)  # nobody awaits its result any more
+            raise
 
     async def _apply_in_order(self, raw: Any) -> list[Outcome]:
         async with self._lock:  # feed order is trading order: never interleave two messages
@@ -232,7 +235,7 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
             return await self.engine.apply_message(raw)
 
     def _log_unawaited_failure(self, task: asyncio.Task) -> None:
-        # the caller may have been cancelled while this message completed: its failure must still be seen
+        # the caller was cancelled while this message completed: its failure must still be seen
         if task.cancelled():
             return
         error = task.exception()
