@@ -309,3 +309,32 @@ def test_old_data_directory_gains_the_web_tables(tmp_path: Path) -> None:
         assert {"owner_id", "description", "archived"} <= columns
     finally:
         store.close()
+
+
+def test_page_statistics_match_a_full_count(tmp_path: Path) -> None:
+    """The pages' statistics (primary-key lookups and binary search) agree with counting every row."""
+    store = SqliteStore(tmp_path / "hub.sqlite3")
+    try:
+        day = 20_000
+        stamps = [day * 86400 + 10, day * 86400 + 50_000, (day + 2) * 86400 + 1, (day + 2) * 86400 + 2,
+                  (day + 2) * 86400 + 86_399, (day + 5) * 86400]
+        for index, stamp in enumerate(stamps, 1):
+            store._db.execute("INSERT INTO journal VALUES('s', ?, ?, '0', '{}', NULL, ?)", (index, f"u{index}", stamp))
+        counts = store.daily_signal_counts("s", day - 1, 10)
+        assert counts == {day: 2, day + 2: 3, day + 5: 1}
+        assert store.daily_signal_counts("s", day + 6, 3) == {}
+        assert store.daily_signal_counts("other", day, 3) == {}
+        stats = store.strategy_stats("s")
+        assert (stats.signals, stats.first_at, stats.last_at) == (6, stamps[0], stamps[-1])
+        assert store.strategy_stats("other").signals == 0
+    finally:
+        store.close()
+
+
+async def test_copy_button_refusal_is_json(hub: HubHandle, client: Browserless) -> None:
+    """The copy button's script asks for JSON: a refusal (not subscribed) answers JSON with the reason."""
+    await sign_up(hub, client, "gina")
+    status, text, resp = await client.post("/strategies/pub/profile-link", {}, csrf_from="/strategies/pub",
+                                           headers={"Accept": "application/json"})
+    assert status == 403 and resp.content_type == "application/json"
+    assert "Subscribe to this strategy" in text

@@ -64,6 +64,8 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         response = await handler(request)
     except PageError as err:
+        if "application/json" in request.headers.get("Accept", ""):  # the copy button's request
+            return web.json_response({"error": "refused", "message": err.message}, status=err.status)
         response = render(request, "message.html", {"title": err.title, "message": err.message, "status": err.status},
                           status=err.status)
     except web.HTTPException as err:

@@ -21,6 +21,7 @@ SignupMode = Literal["open", "invite", "closed"]
 SIGNUP_MODES: tuple[SignupMode, ...] = ("open", "invite", "closed")
 COOKIE_NAME = "hub_session"
 SESSION_TTL_S = 14 * 24 * 3600
+OPERATOR_SESSION_TTL_S = 12 * 3600  # the admin token's powers: a shorter session
 ANONYMOUS_SESSION_TTL_S = 2 * 3600  # only carries the CSRF token of the login / signup forms
 MAX_FORM_BYTES = 64 * 1024
 
@@ -121,7 +122,7 @@ async def start_session(request: web.Request, account_id: str | None, operator: 
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = time.time()
-    ttl = SESSION_TTL_S if (account_id or operator) else ANONYMOUS_SESSION_TTL_S
+    ttl = OPERATOR_SESSION_TTL_S if operator else SESSION_TTL_S if account_id else ANONYMOUS_SESSION_TTL_S
     id_hash = session_hash(session_id)
 
     def write(db: Any) -> None:

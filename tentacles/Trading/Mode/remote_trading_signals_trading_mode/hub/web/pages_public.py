@@ -107,7 +107,7 @@ async def strategy_context(request: web.Request, strategy: Strategy) -> dict[str
             "details": details,
             "owner": owner.username if owner else "the operator",
             "stats": db.strategy_stats(strategy.id),
-            "counts": db.daily_signal_counts(strategy.id, (today - CHART_DAYS + 1) * DAY_S),
+            "counts": db.daily_signal_counts(strategy.id, today - CHART_DAYS + 1, CHART_DAYS),
             "latest": db.latest_journal(strategy.id, LATEST_SIGNALS),
             "subscription": db.get_subscription(account_id, strategy.id) if account_id else None,
             "invitees": db.strategy_invitees(strategy.id) if details.owner_id == account_id else [],

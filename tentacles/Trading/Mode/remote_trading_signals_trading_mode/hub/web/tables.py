@@ -358,30 +358,51 @@ class WebTables:
         return row[0]
 
     # -- journal statistics for the pages (read-only)
-    def strategy_stats(self, strategy_id: str) -> StrategyStats:
-        count, first, last = self._db.execute(
-            "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM journal WHERE strategy_id=?", (strategy_id,)
-        ).fetchone()
-        followers = self._db.execute(
+    # These share the store's single thread with journal appends (the publishers' hot path): each one is
+    # a handful of primary-key lookups, never a scan of a journal that may hold millions of messages.
+    # q is gapless per strategy (so the count is the last q), and received_at never decreases with q
+    # (appends are serialized and stamped in order), so a time is found by binary search on q.
+    def _last_q(self, strategy_id: str) -> int:
+        return self._db.execute("SELECT COALESCE(MAX(q), 0) FROM journal WHERE strategy_id=?",
+                                (strategy_id,)).fetchone()[0]
+
+    def _received_at(self, strategy_id: str, q: int) -> float | None:
+        row = self._db.execute("SELECT received_at FROM journal WHERE strategy_id=? AND q=?",
+                               (strategy_id, q)).fetchone()
+        return row[0] if row else None
+
+    def _first_q_at_or_after(self, strategy_id: str, since: float, last_q: int) -> int:
+        """The first q journaled at or after `since` (last_q + 1 when none)."""
+        low, high = 1, last_q + 1
+        while low < high:
+            middle = (low + high) // 2
+            at = self._received_at(strategy_id, middle)
+            if at is not None and at < since:
+                low = middle + 1
+            else:
+                high = middle
+        return low
+
+    def _followers(self, strategy_id: str) -> int:
+        return self._db.execute(
             "SELECT COUNT(*) FROM memberships m JOIN follower_tokens t ON t.token_id=m.token_id "
             "WHERE m.strategy_id=? AND t.revoked=0", (strategy_id,)).fetchone()[0]
-        return StrategyStats(count, first, last, followers)
+
+    def strategy_stats(self, strategy_id: str) -> StrategyStats:
+        last_q = self._last_q(strategy_id)
+        first_at = self._received_at(strategy_id, 1) if last_q else None
+        last_at = self._received_at(strategy_id, last_q) if last_q else None
+        return StrategyStats(last_q, first_at, last_at, self._followers(strategy_id))
 
     def all_strategy_stats(self) -> dict[str, StrategyStats]:
-        journal = {r[0]: (r[1], r[2], r[3]) for r in self._db.execute(
-            "SELECT strategy_id, COUNT(*), MIN(received_at), MAX(received_at) FROM journal GROUP BY strategy_id")}
-        followers = dict(self._db.execute(
-            "SELECT m.strategy_id, COUNT(*) FROM memberships m JOIN follower_tokens t ON t.token_id=m.token_id "
-            "WHERE t.revoked=0 GROUP BY m.strategy_id").fetchall())
-        ids = set(journal) | set(followers)
-        return {i: StrategyStats(*(journal.get(i) or (0, None, None)), followers.get(i, 0)) for i in ids}
+        ids = [row[0] for row in self._db.execute("SELECT id FROM strategies")]
+        return {strategy_id: self.strategy_stats(strategy_id) for strategy_id in ids}
 
-    def daily_signal_counts(self, strategy_id: str, since: float) -> dict[int, int]:
-        """UTC day number (unix seconds // 86400) -> messages journaled that day, from `since` on."""
-        rows = self._db.execute(
-            "SELECT CAST(received_at / 86400 AS INTEGER), COUNT(*) FROM journal "
-            "WHERE strategy_id=? AND received_at >= ? GROUP BY 1", (strategy_id, since)).fetchall()
-        return {int(r[0]): r[1] for r in rows}
+    def daily_signal_counts(self, strategy_id: str, first_day: int, days: int) -> dict[int, int]:
+        """UTC day number (unix seconds // 86400) -> messages journaled that day, for `days` days from first_day."""
+        last_q = self._last_q(strategy_id)
+        bounds = [self._first_q_at_or_after(strategy_id, (first_day + i) * 86400, last_q) for i in range(days + 1)]
+        return {first_day + i: bounds[i + 1] - bounds[i] for i in range(days) if bounds[i + 1] > bounds[i]}
 
     def latest_journal(self, strategy_id: str, limit: int) -> list[tuple[int, Any, dict[str, Any], float]]:
         """(q, d, s, received_at) of the newest messages, newest first."""
