@@ -5,9 +5,15 @@ The journeys in a real browser are in test_hub_web_browser.py.
 """
 from __future__ import annotations
 
+import io
+import json
+import logging
 import re
 import sqlite3
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,3 +344,36 @@ async def test_copy_button_refusal_is_json(hub: HubHandle, client: Browserless) 
                                            headers={"Accept": "application/json"})
     assert status == 403 and resp.content_type == "application/json"
     assert "Subscribe to this strategy" in text
+
+
+async def test_no_secret_reaches_the_log(hub: HubHandle, client: Browserless, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await sign_up(hub, client, "hank")
+    await client.post("/strategies/pub/subscribe", {}, csrf_from="/strategies/pub")
+    _, text, _ = await client.post("/strategies/pub/profile-link", {}, csrf_from="/strategies/pub")
+    url = re.search(r'data-test="copied-url" value="([^"]+)"', text).group(1)
+    _, text, _ = await client.post("/strategies/new", {"id": "h1", "name": "H", "exchange": "binance",
+                                                       "pairs": "BTC/USDT", "visibility": "public",
+                                                       "exchange_type": "spot"}, csrf_from="/strategies/new")
+    secret = re.search(r'data-test="publish-secret">([^<]+)<', text).group(1)
+    _, text, _ = await client.post("/strategies/h1/rotate", {}, csrf_from="/strategies/h1")
+    rotated = re.search(r'data-test="publish-secret">([^<]+)<', text).group(1)
+    async with client.session.get(hub.base_url + "/strategies/pub/profile.zip") as resp:
+        with zipfile.ZipFile(io.BytesIO(await resp.read())) as archive:
+            token = json.loads(archive.read("specific_config/RemoteTradingSignalsTradingMode.json"))["follower_token"]
+    cookie = {c.key: c.value for c in client.session.cookie_jar}["hub_session"]
+    capability = url.split("/")[4]
+    logged = caplog.text
+    assert "hub_session" not in logged
+    assert token.startswith("ft_")
+    for value in (PASSWORD, secret, rotated, cookie, capability, token, await client.csrf("/me")):
+        assert value not in logged
+
+
+def test_signup_flag(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "octobot_signals.hub"]
+    shown = subprocess.run([*run, "--help"], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert "--signup {open,invite,closed}" in shown
+    refused = subprocess.run([*run, "--data", str(tmp_path), "--signup", "everyone"], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr
