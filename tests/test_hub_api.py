@@ -67,7 +67,8 @@ def assert_error(status: int, body: Any, expected_status: int, code: str | None 
 
 
 async def test_info_and_health(env: Env) -> None:
-    assert await env.call("GET", "/api/info") == (200, {"protocol_version": 1, "feed_version": "1.0.0", "ws_path": "/cable"})
+    # version 2: version 1 plus optional fields only (storefront last_q, history pages bounded by bytes)
+    assert await env.call("GET", "/api/info") == (200, {"protocol_version": 2, "feed_version": "1.0.0", "ws_path": "/cable"})
     assert await env.call("GET", "/api/health") == (200, {"ok": True})
     status, body = await env.call("GET", "/nope")
     assert_error(status, body, 404)
@@ -166,12 +167,12 @@ async def test_list_strategies_visibility(env: Env, world: dict[str, Any]) -> No
 
 async def test_storefront_lookup(env: Env, world: dict[str, Any]) -> None:
     assert await env.call("GET", "/api/v2/storefront/feeds/id/pub", world["outsider"]) == (
-        200, {"feed_id": world["pub"]["feed_id"]})
+        200, {"feed_id": world["pub"]["feed_id"], "last_q": 0})
     assert await env.call("GET", "/api/v2/storefront/feeds/id/priv", world["member"]) == (
-        200, {"feed_id": world["priv"]["feed_id"]})
+        200, {"feed_id": world["priv"]["feed_id"], "last_q": 0})
     # The publisher may look up its own stream id (it needs it to publish), not another's.
     assert await env.call("GET", "/api/v2/storefront/feeds/id/pub", world["pub"]["publish_secret"]) == (
-        200, {"feed_id": world["pub"]["feed_id"]})
+        200, {"feed_id": world["pub"]["feed_id"], "last_q": 0})
     status, body = await env.call("GET", "/api/v2/storefront/feeds/id/pub", world["other"]["publish_secret"])
     assert_error(status, body, 403)
     status, body = await env.call("GET", "/api/v2/storefront/feeds/id/priv", world["outsider"])

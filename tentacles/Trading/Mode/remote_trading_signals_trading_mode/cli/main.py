@@ -1,4 +1,4 @@
-"""`octobot-signals`: replay a journal, run the hub, the demo, the benchmark, build the package."""
+"""`octobot-signals`: replay a journal, run the hub, the demo, the benchmark, build and check the package."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +19,9 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
              "the whole loop offline: embedded hub, a publishing leader, following bots"),
     "bench": (".bench", "add_bench_arguments", "bench_command", "latency, fan-out and catch-up benchmark"),
     "package": (".package_cmd", "add_package_arguments", "package_command",
-                "build the OctoBot tentacles package zip (with the copy_trading profile)"),
+                "build the OctoBot tentacles package zip (with a ready copy-trading profile)"),
+    "doctor": (".doctor", "add_doctor_arguments", "doctor_command",
+               "check that a bot folder loads this RemoteTradingSignalsTradingMode, not OctoBot's stock one"),
 }
 
 

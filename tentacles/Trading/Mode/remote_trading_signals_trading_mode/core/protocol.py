@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 1 + optional fields: storefront last_q, byte-bounded history pages (X-Next-After), hub web API
 FEED_VERSION = "1.0.0"
 WS_PATH = "/cable"
 CHANNEL_IDENTIFIER = '{"channel":"Spree::MessageChannel"}'
