@@ -421,3 +421,30 @@ async def test_follower_vanishing_mid_replay_is_cleaned_up(tmp_path: Path) -> No
             follower = await ws_connect(session, hub.base_url, token)
             await subscribe(follower, ["s1"], resume={"s1": 148})
             assert [m["q"] for m in await collect(follower, 2)] == [149, 150]
+
+
+async def test_identifier_is_compared_as_json_and_echoed_as_sent(env: Env) -> None:
+    """ActionCable reads the identifier as JSON: OctoBot's 2022 client sent Python's json.dumps spelling."""
+    strategy = await env.strategy("s1")
+    token = await env.follower("s1")
+    publisher = await env.connect(strategy["publish_secret"])
+    assert (await publish(publisher, strategy))["q"] == 1
+    spaced = json.dumps({"channel": "Spree::MessageChannel"})  # '{"channel": "Spree::MessageChannel"}'
+    assert spaced != protocol.CHANNEL_IDENTIFIER
+    follower = await env.connect(token)
+    data = json.dumps({"strategies": ["s1"], "resume": {"s1": 0}})
+    await follower.send_str(json.dumps({"command": "subscribe", "identifier": spaced, "data": data}))
+    confirmed = await recv_json(follower)
+    assert confirmed == {"type": "confirm_subscription", "identifier": spaced}
+    replayed = await recv_json(follower)  # a replayed message carries the client's identifier text
+    assert (replayed["identifier"], replayed["message"]["q"]) == (spaced, 1)
+    canonical = await env.connect(token)
+    await subscribe(canonical, ["s1"])
+    assert (await publish(publisher, strategy))["q"] == 2
+    live = await recv_json(follower)  # live fan-out too, while another follower keeps the canonical text
+    assert (live["identifier"], live["message"]["q"]) == (spaced, 2)
+    assert [m["q"] for m in await collect(canonical, 1)] == [2]
+    for bad in ('{"channel": "Other"}', "not json", '["Spree::MessageChannel"]', "x" * 2000):
+        await follower.send_str(json.dumps({"command": "subscribe", "identifier": bad, "data": data}))
+        frame = await recv_json(follower)
+        assert "bad_identifier" in json.dumps(frame), (bad[:40], frame)

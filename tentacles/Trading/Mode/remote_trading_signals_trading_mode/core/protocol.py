@@ -22,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 PROTOCOL_VERSION = 2  # 1 + optional fields: storefront last_q, byte-bounded history pages (X-Next-After), hub web API
 FEED_VERSION = "1.0.0"
 WS_PATH = "/cable"
+CHANNEL_NAME = "Spree::MessageChannel"
 CHANNEL_IDENTIFIER = '{"channel":"Spree::MessageChannel"}'
+MAX_IDENTIFIER_CHARS = 1024
 CHANNEL_TYPE_SIGNALS = "t"
 MAX_FRAME_BYTES = 256 * 1024
 MAX_SIGNALS = 100
@@ -360,6 +362,37 @@ def _parse_publish(identifier: str, raw_data: Any) -> PublishCommand:
     return PublishCommand(identifier, CHANNEL_TYPE_SIGNALS, feed_id, version, value_json, bundle, u, d, g)
 
 
+def check_identifier(identifier: Any) -> str:
+    """The command's identifier, as ActionCable servers read it: a JSON text naming the channel.
+
+    Compared after parsing, so `{"channel": "Spree::MessageChannel"}` (with a space, what Python's
+    json.dumps writes and OctoBot's 2022 client sent) is the same channel; the client's own text is
+    kept, because replies and deliveries must echo it byte for byte.
+    """
+    if not isinstance(identifier, str) or not identifier:
+        raise ProtocolError("bad_identifier", f"identifier must be a JSON string such as {CHANNEL_IDENTIFIER}")
+    if len(identifier) > MAX_IDENTIFIER_CHARS:
+        raise ProtocolError("bad_identifier", f"identifier longer than {MAX_IDENTIFIER_CHARS} characters")
+    try:
+        parsed = json.loads(identifier)
+    except ValueError:
+        raise ProtocolError("bad_identifier", "identifier is not valid JSON") from None
+    if not isinstance(parsed, dict) or parsed.get("channel") != CHANNEL_NAME:
+        raise ProtocolError("bad_identifier", f'identifier must name the channel "{CHANNEL_NAME}"')
+    return identifier
+
+
+_DELIVERY_PREFIX = '{"identifier":' + json.dumps(CHANNEL_IDENTIFIER, ensure_ascii=False) + ',"message":'
+
+
+def delivery_frame_for(frame: str, identifier: str) -> str:
+    """A delivery frame built once for every subscriber (canonical identifier), re-addressed to a
+    subscriber that used another spelling of the identifier; no re-encoding of the message."""
+    if identifier == CHANNEL_IDENTIFIER or not frame.startswith(_DELIVERY_PREFIX):
+        return frame
+    return '{"identifier":' + _dump(identifier) + ',"message":' + frame[len(_DELIVERY_PREFIX):]
+
+
 def parse_client_command(text: str | bytes) -> ClientCommand:
     """Parse one client frame. Raises ProtocolError (`fatal` for unreadable frames)."""
     check_frame_size(text)
@@ -367,9 +400,7 @@ def parse_client_command(text: str | bytes) -> ClientCommand:
     if not isinstance(frame, dict):
         raise ProtocolError("bad_frame", "frame must be a JSON object", fatal=True)
     command = frame.get("command")
-    identifier = frame.get("identifier")
-    if identifier != CHANNEL_IDENTIFIER:
-        raise ProtocolError("bad_identifier", f"identifier must be {CHANNEL_IDENTIFIER}")
+    identifier = check_identifier(frame.get("identifier"))
     if command == "subscribe":
         return _parse_subscribe(identifier, frame.get("data"))
     if command == "message":

@@ -39,11 +39,13 @@ class FeedConnection:
         self._tasks: list[asyncio.Task[None]] = []
         self._close_task: asyncio.Task[None] | None = None
         self._send_started: float | None = None  # loop time the pending send began, for the watchdog
+        self.identifier = protocol.CHANNEL_IDENTIFIER  # the client's identifier text, once it subscribed
 
     # ----------------------------------------------------------------- outgoing
     def deliver(self, strategy_id: str, q: int, frame: str) -> None:
         if self.closed:
             return
+        frame = protocol.delivery_frame_for(frame, self.identifier)
         buffered = self.replaying.get(strategy_id)
         if buffered is not None:
             if len(buffered) >= self.state.queue_size:
@@ -208,6 +210,7 @@ class FeedConnection:
             )
             return
         new = [s for s in wanted if s not in self.subscribed]
+        self.identifier = identifier  # deliveries echo the client's spelling, as confirmations do
         self.send_nowait(protocol.confirm_subscription_frame(identifier))
         for strategy_id in new:
             if strategy_id in command.resume:
@@ -236,7 +239,7 @@ class FeedConnection:
                         await self._room.wait()
                     if self.closed:
                         return
-                    frame = protocol.delivery_frame(protocol.CHANNEL_IDENTIFIER, entry.feed_message(stream_id))
+                    frame = protocol.delivery_frame(self.identifier, entry.feed_message(stream_id))
                     self.send_nowait(frame)
                     last = entry.q
                 if len(entries) < REPLAY_PAGE:
