@@ -122,17 +122,22 @@ async def test_every_page_answers_get_and_head(hub: HubHandle, client: Browserle
 
 
 async def test_cookie_flags_and_session_rotation(hub: HubHandle, client: Browserless) -> None:
-    async with client.session.get(hub.base_url + "/login") as resp:
-        header = resp.headers.getall("Set-Cookie")[0]
-    assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
-    before = {c.key: c.value for c in client.session.cookie_jar}["hub_session"]
+    for _ in range(3):
+        async with client.session.get(hub.base_url + "/login") as resp:
+            header = resp.headers.get("Set-Cookie", "")
+        if header:
+            assert header.startswith("hub_csrf=")
+            assert "HttpOnly" in header and "SameSite=Lax" in header and "Secure" not in header
+    # an anonymous visitor's form token lives in its cookie only: page views write nothing to the store
+    rows = await hub.state.store.run(lambda db: db._db.execute("SELECT COUNT(*) FROM web_sessions").fetchone())
+    assert rows == (0,)
+    assert "hub_session" not in {c.key for c in client.session.cookie_jar}
     await sign_up(hub, client, "alice")
     after = {c.key: c.value for c in client.session.cookie_jar}["hub_session"]
-    assert after != before  # a new session id once signed in (no fixation)
     await client.post("/logout", {}, csrf_from="/me")
     status, text, _ = await client.post("/login", {"username": "alice", "password": PASSWORD})
     assert status == 303
-    assert {c.key: c.value for c in client.session.cookie_jar}["hub_session"] not in (before, after)
+    assert {c.key: c.value for c in client.session.cookie_jar}["hub_session"] != after  # a new id at login
     # the pre-login session id no longer opens anything
     stale = aiohttp.ClientSession(timeout=TIMEOUT, cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:
@@ -150,6 +155,7 @@ async def test_secure_cookie_behind_https(tmp_path: Path) -> None:
     async with running_hub(tmp_path / "h", public_url="https://hub.example.org") as hub:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session, session.get(hub.base_url + "/login") as resp:
             header = resp.headers.getall("Set-Cookie")[0]
+    assert header.startswith("__Host-hub_csrf=")  # a sibling subdomain cannot plant it
     assert "Secure" in header and "HttpOnly" in header and "SameSite=Lax" in header
 
 
@@ -159,6 +165,14 @@ async def test_csrf_missing_or_wrong_is_refused(hub: HubHandle, client: Browserl
     await client.csrf()  # a session exists now; a token from elsewhere does not match it
     status, text, _ = await client.post("/login", {"username": "x", "password": "y", "csrf": "forged"})
     assert status == 403 and "does not match your session" in message_of(text)
+    # another visitor's genuine token (a cross-site form an attacker filled with theirs) does not match either
+    other = await new_client(hub)
+    try:
+        stolen = await other.csrf()
+        status, text, _ = await client.post("/login", {"username": "x", "password": "y", "csrf": stolen})
+        assert status == 403 and "does not match your session" in message_of(text)
+    finally:
+        await other.session.close()
 
 
 async def test_signup_modes_and_invitations(tmp_path: Path) -> None:

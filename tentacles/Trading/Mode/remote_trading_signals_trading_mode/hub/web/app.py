@@ -13,7 +13,9 @@ from aiohttp import web
 from ..state import STATE_KEY
 from . import pages_account, pages_author, pages_follower, pages_operator, pages_public
 from .context import (
+    ANONYMOUS_CSRF_TTL_S,
     COOKIE_NAME,
+    CSRF_COOKIE_NAME,
     WEB_KEY,
     PageError,
     SignupMode,
@@ -41,15 +43,18 @@ SECURITY_HEADERS = {
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-async def _load_viewer(request: web.Request) -> None:
-    cookie = request.cookies.get(COOKIE_NAME)
-    if not cookie or len(cookie) > 128:
-        return
-    id_hash = session_hash(cookie)
-    now = time.time()
-    session = await request.app[STATE_KEY].store.run(lambda db: db.get_web_session(id_hash, now))
-    if session is not None:
-        request_web(request).viewer = Viewer(session, id_hash)
+async def _load_viewer(request: web.Request, config: WebConfig) -> None:
+    cookie = request.cookies.get(config.cookie_name(COOKIE_NAME))
+    if cookie and len(cookie) <= 128:
+        id_hash = session_hash(cookie)
+        now = time.time()
+        session = await request.app[STATE_KEY].store.run(lambda db: db.get_web_session(id_hash, now))
+        if session is not None:
+            request_web(request).viewer = Viewer(session, id_hash)
+            return
+    anonymous = request.cookies.get(config.cookie_name(CSRF_COOKIE_NAME))
+    if anonymous and 32 <= len(anonymous) <= 128:
+        request_web(request).viewer = Viewer(anonymous_csrf=anonymous)
 
 
 @web.middleware
@@ -60,7 +65,8 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
         response = await handler(request)
         response.headers["Cache-Control"] = "public, max-age=3600"
         return response
-    await _load_viewer(request)
+    config = request.app[WEB_KEY]
+    await _load_viewer(request, config)
     try:
         response = await handler(request)
     except PageError as err:
@@ -76,18 +82,20 @@ async def page_middleware(request: web.Request, handler: Handler) -> web.StreamR
                    405: "This page does not take this kind of request."}.get(err.status, err.reason)
         response = render(request, "message.html", {"title": err.reason, "message": message, "status": err.status},
                           status=err.status)
-    config = request.app[WEB_KEY]
     carried = request_web(request)
+    cookie_flags = {"path": "/", "httponly": True, "samesite": "Lax", "secure": config.secure_cookies}
     if carried.set_cookie is not None:
         session_id, ttl = carried.set_cookie
-        response.set_cookie(COOKIE_NAME, session_id, max_age=int(ttl), path="/", httponly=True, samesite="Lax",
-                            secure=config.secure_cookies)
+        response.set_cookie(config.cookie_name(COOKIE_NAME), session_id, max_age=int(ttl), **cookie_flags)
     elif carried.clear_cookie:
-        response.del_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Lax", secure=config.secure_cookies)
+        response.del_cookie(config.cookie_name(COOKIE_NAME), **cookie_flags)
+    if carried.set_csrf_cookie is not None:
+        response.set_cookie(config.cookie_name(CSRF_COOKIE_NAME), carried.set_csrf_cookie,
+                            max_age=ANONYMOUS_CSRF_TTL_S, **cookie_flags)
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if carried.viewer.session is not None:
-        # Pages of a signed-in visitor hold their CSRF token (and secrets shown once): never cached.
+    if carried.viewer.csrf:
+        # Pages holding a CSRF token (and secrets shown once) are never cached.
         response.headers.setdefault("Cache-Control", "no-store")
     return response
 

@@ -20,9 +20,13 @@ from .throttle import LoginThrottle
 SignupMode = Literal["open", "invite", "closed"]
 SIGNUP_MODES: tuple[SignupMode, ...] = ("open", "invite", "closed")
 COOKIE_NAME = "hub_session"
+# A visitor who is not logged in gets no session row: the login and signup forms' CSRF token is a random
+# value in its own cookie, compared with the form's copy (double submit). Nothing is written to the store
+# for an anonymous page view, so a flood of them never queues fsyncs on the thread the publishers use.
+CSRF_COOKIE_NAME = "hub_csrf"
 SESSION_TTL_S = 14 * 24 * 3600
 OPERATOR_SESSION_TTL_S = 12 * 3600  # the admin token's powers: a shorter session
-ANONYMOUS_SESSION_TTL_S = 2 * 3600  # only carries the CSRF token of the login / signup forms
+ANONYMOUS_CSRF_TTL_S = 24 * 3600
 MAX_FORM_BYTES = 64 * 1024
 
 
@@ -32,6 +36,11 @@ class WebConfig:
     secure_cookies: bool
     sealer: TokenSealer
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+
+    def cookie_name(self, base: str) -> str:
+        # __Host- (https only): the browser refuses the cookie unless Secure, Path=/ and no Domain, so a
+        # sibling subdomain cannot plant one (which would defeat the double-submit CSRF check).
+        return f"__Host-{base}" if self.secure_cookies else base
 
 
 WEB_KEY = web.AppKey("web_config", WebConfig)
@@ -43,6 +52,7 @@ class Viewer:
 
     session: WebSession | None = None
     session_hash: str | None = None
+    anonymous_csrf: str | None = None  # from the CSRF cookie, when there is no session
 
     @property
     def account_id(self) -> str | None:
@@ -62,7 +72,9 @@ class Viewer:
 
     @property
     def csrf(self) -> str:
-        return self.session.csrf if self.session else ""
+        if self.session is not None:
+            return self.session.csrf
+        return self.anonymous_csrf or ""
 
 
 @dataclass
@@ -71,6 +83,7 @@ class RequestWeb:
 
     viewer: Viewer = field(default_factory=lambda: Viewer())
     set_cookie: tuple[str, float] | None = None
+    set_csrf_cookie: str | None = None
     clear_cookie: bool = False
 
 
@@ -113,7 +126,7 @@ def session_hash(session_id: str) -> str:
 
 
 async def start_session(request: web.Request, account_id: str | None, operator: bool) -> Viewer:
-    """A fresh session id (and CSRF token); the previous session of this browser is deleted first.
+    """A fresh session id (and CSRF token) for an account or the operator; the previous one is deleted first.
 
     Called on login: a session id planted before login (session fixation) never becomes an account's.
     """
@@ -122,7 +135,7 @@ async def start_session(request: web.Request, account_id: str | None, operator: 
     session_id = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
     now = time.time()
-    ttl = OPERATOR_SESSION_TTL_S if operator else SESSION_TTL_S if account_id else ANONYMOUS_SESSION_TTL_S
+    ttl = OPERATOR_SESSION_TTL_S if operator else SESSION_TTL_S
     id_hash = session_hash(session_id)
 
     def write(db: Any) -> None:
@@ -141,12 +154,15 @@ async def start_session(request: web.Request, account_id: str | None, operator: 
     return new
 
 
-async def ensure_session(request: web.Request) -> Viewer:
-    """The visitor's session, created (anonymous) when a form needs a CSRF token and there is none."""
+def ensure_csrf(request: web.Request) -> Viewer:
+    """A CSRF token for the forms of this page: the session's, or an anonymous visitor's cookie (made now)."""
     current = viewer(request)
-    if current.session is not None:
+    if current.csrf:
         return current
-    return await start_session(request, None, False)
+    token = secrets.token_urlsafe(32)
+    current.anonymous_csrf = token
+    request_web(request).set_csrf_cookie = token
+    return current
 
 
 async def end_session(request: web.Request) -> None:
@@ -168,7 +184,7 @@ async def checked_form(request: web.Request) -> dict[str, str]:
     if not sent:
         raise PageError(403, "Form refused", "This form arrived without its security token (CSRF). "
                         "Reload the page and submit it again.")
-    if current.session is None or not hmac.compare_digest(sent.encode(), current.csrf.encode()):
+    if not current.csrf or not hmac.compare_digest(sent.encode(), current.csrf.encode()):
         raise PageError(403, "Form refused", "This form's security token (CSRF) does not match your session: "
                         "it may come from another site or an expired page. Reload the page and submit it again.")
     return form

@@ -15,7 +15,7 @@ from .context import (
     checked_form,
     config,
     end_session,
-    ensure_session,
+    ensure_csrf,
     hub,
     redirect,
     render,
@@ -38,7 +38,7 @@ def _address(request: web.Request) -> str:
 
 
 async def signup_form(request: web.Request) -> web.Response:
-    await ensure_session(request)
+    ensure_csrf(request)
     return render(request, "signup.html", {"form": {}})
 
 
@@ -81,7 +81,7 @@ async def signup(request: web.Request) -> web.Response:
 
 
 async def login_form(request: web.Request) -> web.Response:
-    await ensure_session(request)
+    ensure_csrf(request)
     return render(request, "login.html", {"form": {}})
 
 
@@ -123,7 +123,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout_form(request: web.Request) -> web.Response:
-    await ensure_session(request)
+    ensure_csrf(request)
     return render(request, "logout.html", {})
 
 

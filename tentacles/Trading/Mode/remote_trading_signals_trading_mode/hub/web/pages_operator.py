@@ -13,7 +13,7 @@ from ..auth import hash_secret
 from .context import (
     checked_form,
     config,
-    ensure_session,
+    ensure_csrf,
     hub,
     redirect,
     render,
@@ -28,7 +28,7 @@ INVITATION_TTL_S = 7 * 24 * 3600
 
 
 async def login_form(request: web.Request) -> web.Response:
-    await ensure_session(request)
+    ensure_csrf(request)
     return render(request, "operator_login.html", {})
 
 
