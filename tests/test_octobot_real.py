@@ -93,7 +93,6 @@ def test_package_installs_and_octobot_imports_the_mode(venv: Path, bot: Bot) -> 
     profile = probe["profile"]
     assert profile["id"] == profile_zip.PACKAGED_PROFILE_ID
     assert {name for name, on in profile["activation"]["Trading"].items() if on and name.endswith("TradingMode")} == {MODE}
-    assert profile["activation"]["Services"]["WebInterface"] is True
     assert profile["config"]["trader"]["enabled"] is False
     assert profile["config"]["trader-simulator"]["enabled"] is True
     packaged = json.loads((bot.path / "user/profiles" / profile_zip.PACKAGED_PROFILE_NAME / "specific_config" / f"{MODE}.json").read_text())

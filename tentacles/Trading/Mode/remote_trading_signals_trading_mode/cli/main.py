@@ -22,14 +22,22 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
                 "build the OctoBot tentacles package zip (with a ready copy-trading profile)"),
     "doctor": (".doctor", "add_doctor_arguments", "doctor_command",
                "check that a bot folder loads this RemoteTradingSignalsTradingMode, not OctoBot's stock one"),
+    "mosquitto-config": (".mosquitto_cmd", "add_mosquitto_arguments", "mosquitto_command",
+                         "write a Mosquitto configuration so stock OctoBot bots follow this hub's strategies over MQTT"),
 }
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+def build_parser(only: str | None = None,
+                 ) -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    """only: import just that subcommand's module (the others are listed, not loaded), so that e.g.
+    `octobot-signals hub` never imports the OctoBot stack that replay, demo and bench need."""
     parser = argparse.ArgumentParser(prog="octobot-signals", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Callable[[argparse.Namespace], int]] = {}
     for name, (module_name, add_args, command, help_text) in _SUBCOMMANDS.items():
+        if only is not None and name != only:
+            subparsers.add_parser(name, help=help_text)
+            continue
         try:
             module = importlib.import_module(module_name, package=__package__)
         except ImportError as err:  # a broken optional part must not take the other commands down
@@ -42,8 +50,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argpars
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser, commands = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    first = next((arg for arg in arguments if not arg.startswith("-")), None)
+    parser, commands = build_parser(first if first in _SUBCOMMANDS else None)
+    args = parser.parse_args(arguments)
     if args.command is None:
         parser.print_help()
         return 2
