@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .mqtt_cli import add_mqtt_hub_arguments, mqtt_settings_from_args
 from .server import ADMIN_TOKEN_ENV, run_hub
 
 
@@ -24,6 +25,7 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
         help="who may create an account on the hub's pages: anyone, holders of an operator's invitation "
         "(default), or nobody",
     )
+    add_mqtt_hub_arguments(parser)
     parser.epilog = (
         f"The admin token comes from ${ADMIN_TOKEN_ENV}, or is generated on first start and printed once."
     )
@@ -34,7 +36,12 @@ def hub_command(args: argparse.Namespace) -> int:
         print("--port must be in 0..65535", file=sys.stderr)
         return 2
     try:
-        run_hub(args.host, args.port, args.data, public_url=args.public_url, signup=args.signup)
+        mqtt = mqtt_settings_from_args(args)
+    except ValueError as err:  # a bad --mqtt-egress / --mosquitto-dir, named in the message
+        print(err, file=sys.stderr)
+        return 2
+    try:
+        run_hub(args.host, args.port, args.data, public_url=args.public_url, signup=args.signup, mqtt=mqtt)
     except OSError as err:
         print(f"hub failed to start: {err}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from aiohttp import web
 from ..core import protocol
 from .api import MAX_BODY_BYTES, add_routes, error_middleware
 from .auth import Authenticator, hash_secret, new_secret
+from .mqtt_runtime import MqttRuntime, MqttSettings, start_mqtt
 from .state import STATE_KEY, HubState
 from .store import AsyncStore
 from .web.app import page_middleware, setup_web
@@ -37,6 +38,7 @@ class HubHandle:
     state: HubState
     _runner: web.AppRunner = field(repr=False)
     _stopped: bool = False
+    mqtt: MqttRuntime | None = field(default=None, repr=False)  # --mqtt-egress / --mosquitto-dir
 
     @property
     def base_url(self) -> str:
@@ -54,6 +56,8 @@ class HubHandle:
         for connection in list(self.state.connections):
             connection.close_soon(1001, "hub shutting down")
         await self._runner.cleanup()
+        if self.mqtt is not None:  # after the last publish, before the store closes (it saves its position)
+            await self.mqtt.stop()
         await self.state.store.close()
         logger.info("hub stopped")
 
@@ -85,11 +89,13 @@ async def start_hub(
     public_url: str | None = None,
     queue_size: int = 1000,
     signup: SignupMode = "invite",
+    mqtt: MqttSettings | None = None,
 ) -> HubHandle:
     """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir.
 
     queue_size: outgoing frames buffered per connection before a follower counts as too slow.
     signup: how people get an account on the web pages: "open", "invite" (an operator's code) or "closed".
+    mqtt: the MQTT egress for stock OctoBot followers and the Mosquitto ACL sync (off when None).
     """
     if signup not in SIGNUP_MODES:
         raise ValueError(f"signup must be one of {SIGNUP_MODES}, got {signup!r}")
@@ -97,6 +103,7 @@ async def start_hub(
     data_dir.mkdir(parents=True, exist_ok=True)
     store = AsyncStore(data_dir)
     await store.open()
+    mqtt_runtime: MqttRuntime | None = None
     try:
         admin_hash, admin_plain = await _resolve_admin_token(store, admin_token)
         strategies = await store.run(lambda db: db.load_strategies())
@@ -106,6 +113,8 @@ async def start_hub(
         app = web.Application(middlewares=[error_middleware, page_middleware], client_max_size=MAX_BODY_BYTES)
         app[STATE_KEY] = state
         add_routes(app)
+        if mqtt is not None:
+            mqtt_runtime = await start_mqtt(app, state, mqtt)
         setup_web(app, data_dir, signup, secure_cookies=(public_url or "").lower().startswith("https://"))
         app.router.add_get(protocol.WS_PATH, cable_handler)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -113,21 +122,23 @@ async def start_hub(
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
     except BaseException:
+        if mqtt_runtime is not None:
+            await mqtt_runtime.stop()
         await store.close()
         raise
     bound_port = port
     server = site._server  # aiohttp exposes the bound sockets only through the server object
     if server is not None and getattr(server, "sockets", None):
         bound_port = server.sockets[0].getsockname()[1]
-    handle = HubHandle(host, bound_port, data_dir, admin_plain, state, runner)
+    handle = HubHandle(host, bound_port, data_dir, admin_plain, state, runner, mqtt=mqtt_runtime)
     state.hub_url = (public_url or handle.base_url).rstrip("/")
     logger.info("hub listening on %s (data in %s, %d strategies)", handle.base_url, data_dir, len(strategies))
     return handle
 
 
 async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
-                        signup: SignupMode = "invite") -> None:
-    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup)
+                        signup: SignupMode = "invite", mqtt: MqttSettings | None = None) -> None:
+    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup, mqtt=mqtt)
     print(f"octobot-signals hub listening on {handle.base_url} (ws {handle.ws_url})", flush=True)
     print(f"hub pages: {handle.state.hub_url}/ (sign-ups: {signup}; operator: {handle.state.hub_url}/operator/login)",
           flush=True)
@@ -143,8 +154,8 @@ async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: 
 
 
 def run_hub(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
-            signup: SignupMode = "invite") -> None:
+            signup: SignupMode = "invite", mqtt: MqttSettings | None = None) -> None:
     """Blocking: run a hub until SIGINT/SIGTERM."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve_forever(host, port, data_dir, public_url, signup))
+    asyncio.run(serve_forever(host, port, data_dir, public_url, signup, mqtt))

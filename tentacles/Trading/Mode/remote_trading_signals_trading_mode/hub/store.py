@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..core import protocol
+from .mqtt_tables import MqttTables
 from .web.tables import WebTables
 
 DB_FILE = "hub.sqlite3"
@@ -161,7 +162,7 @@ class DuplicateStrategy(Exception):
     pass
 
 
-class SqliteStore(WebTables):
+class SqliteStore(WebTables, MqttTables):
     """Synchronous store; call only from the AsyncStore thread."""
 
     def __init__(self, path: Path) -> None:
@@ -172,6 +173,7 @@ class SqliteStore(WebTables):
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self.migrate_web()  # the web front's tables and columns (additive)
+        self.migrate_mqtt()  # the MQTT egress position and follower usernames (additive)
 
     def close(self) -> None:
         self._db.close()
