@@ -22,7 +22,8 @@ def test_defaults() -> None:
     assert s.KEYS == (
         "trading_strategy", "max_volume", "round_to_minimal_size_if_necessary", "sizing", "leader_quantity_ratio",
         "fixed_quote_amount", "max_signal_age_seconds", "max_price_deviation_percent", "hub_url",
-        "follower_token", "public_key", "journal_path",
+        "follower_token", "public_key", "journal_path", "max_exposure_percent", "max_open_copies",
+        "drawdown_stop_percent", "drawdown_reset", "pair_filter", "pair_filter_mode", "quote_mapping",
     )
 
 

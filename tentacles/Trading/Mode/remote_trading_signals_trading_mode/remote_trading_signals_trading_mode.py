@@ -134,6 +134,36 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
         ui.user_input("max_price_deviation_percent", number, float(d.max_price_deviation_percent), inputs,
                       min_val=0, max_val=100,
                       title="Refuse a market copy when my price is this % away from the leader's (0 = no check).")
+        # risk controls: all off by default; they limit new entries, never exits, edits or cancels
+        ui.user_input("max_exposure_percent", number, float(d.max_exposure_percent), inputs,
+                      min_val=0, max_val=float(settings_module.MAX_EXPOSURE_PERCENT),
+                      title="Max exposure: new copies may bring what I hold outside the quote currency plus open "
+                            "buy orders to at most this % of my portfolio; entries shrink or are skipped, exits "
+                            "always apply (futures: leveraged notional; 0 = no limit).")
+        ui.user_input("max_open_copies", commons_enums.UserInputTypes.INT, d.max_open_copies, inputs,
+                      min_val=0, max_val=settings_module.MAX_OPEN_COPIES,
+                      title="Max open copies: at most this many copied entry orders open at once; further "
+                            "entries are skipped (0 = no limit).")
+        ui.user_input("drawdown_stop_percent", number, float(d.drawdown_stop_percent), inputs,
+                      min_val=0, max_val=99.99,
+                      title="Drawdown stop: when my portfolio falls this % below its peak since following "
+                            "began, stop opening new copies; exits, edits and cancels still apply (0 = off).")
+        ui.user_input("drawdown_reset", commons_enums.UserInputTypes.INT, d.drawdown_reset, inputs,
+                      min_val=0, max_val=settings_module.MAX_RESET_COUNTER,
+                      title="Drawdown stop reset: change this number (e.g. add 1) to resume copying after a "
+                            "drawdown stop; the peak restarts from the current portfolio value.")
+        ui.user_input("pair_filter", text, "", inputs,
+                      title="Pair filter: pairs separated by commas, e.g. BTC/USDT, ETH/USDT (empty = every "
+                            "pair the strategy trades).",
+                      other_schema_values=input_schemas.text_schema("pair_filter"))
+        ui.user_input("pair_filter_mode", commons_enums.UserInputTypes.OPTIONS, d.pair_filter_mode.value, inputs,
+                      options=[mode.value for mode in settings_module.PairFilterMode],
+                      title="Pair filter mode: follow_only = copy only the listed pairs; follow_all_but = copy "
+                            "every pair except the listed ones.")
+        ui.user_input("quote_mapping", text, "", inputs,
+                      title="Quote mapping: copy the leader's quote currency as mine, e.g. USDT=USDC copies "
+                            "BTC/USDT as BTC/USDC, sized in USDC (empty = none).",
+                      other_schema_values=input_schemas.text_schema("quote_mapping"))
         ui.user_input("journal_path", text, d.journal_path, inputs,
                       title="Backtesting only: strategy journal file (JSON lines from the hub's history).",
                       other_schema_values=input_schemas.text_schema("journal_path"))

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..core import settings as settings_module
+from ..core import sizing
 from ..follower import journal as journal_module
-from ..follower.harness import follower_on_sim_exchange
+from ..follower.harness import follower_on_sim_exchange, trading_config_with
 from ..follower.order_builder import describe
 from ..follower.outcome import Outcome, Result
 from ..follower.sim_exchange import SimExchangeSpec
@@ -40,12 +41,15 @@ def add_replay_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
-def _scan_journal(lines: list[journal_module.JournalLine]) -> dict[str, Decimal]:
-    """First leader price seen per symbol: the replay's starting prices."""
+def _scan_journal(lines: list[journal_module.JournalLine], mapping: tuple[tuple[str, str], ...] = (),
+                  ) -> dict[str, Decimal]:
+    """First leader price seen per symbol (named as I trade it, after quote_mapping): the starting prices."""
     prices: dict[str, Decimal] = {}
     for line in lines:
         for content in _contents(line.raw):
             symbol, price = content.get("symbol"), content.get("current") or content.get("limit_price")
+            if isinstance(symbol, str):
+                symbol = sizing.map_symbol(symbol, mapping)
             if isinstance(symbol, str) and symbol not in prices and _positive(price):
                 prices[symbol] = Decimal(str(price))
     return prices
@@ -68,8 +72,9 @@ def _positive(value: Any) -> bool:
     return number.is_finite() and number > 0 and not isinstance(value, bool)
 
 
-def build_spec(args: argparse.Namespace, lines: list[journal_module.JournalLine]) -> SimExchangeSpec:
-    prices = _scan_journal(lines)
+def build_spec(args: argparse.Namespace, lines: list[journal_module.JournalLine],
+               mapping: tuple[tuple[str, str], ...] = ()) -> SimExchangeSpec:
+    prices = _scan_journal(lines, mapping)
     prices.update(parse_decimal_assignments(args.price, "--price", positive=True))
     if not prices:
         raise UsageError("--price: no symbol found in the journal; pass --price SYMBOL=PRICE")
@@ -87,13 +92,18 @@ async def run_replay(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         raise UsageError(f"JOURNAL: no such file: {args.journal}")
     lines = list(journal_module.read_lines(args.journal))
     overrides = parse_assignments(args.settings, "--set")
-    spec = build_spec(args, lines)
+    try:
+        settings = settings_module.settings_from_config(trading_config_with(overrides))
+    except settings_module.SettingsError as err:
+        raise UsageError(f"--set {err}") from err
+    # with quote_mapping USDT=USDC the simulated exchange trades BTC/USDC where the journal says BTC/USDT
+    spec = build_spec(args, lines, settings.quote_mapping)
     counts: collections.Counter[str] = collections.Counter()
     report = _JsonReport(out) if args.json else _TableReport(out)
     try:
         async with follower_on_sim_exchange(spec, overrides) as harness:
             for line in lines:
-                await _follow_leader_price(harness, line)
+                await _follow_leader_price(harness, line, settings.quote_mapping)
                 outcomes = await harness.apply(line.raw)
                 for outcome in outcomes:
                     counts[outcome.result.value] += 1
@@ -108,12 +118,14 @@ async def run_replay(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-async def _follow_leader_price(harness: Any, line: journal_module.JournalLine) -> None:
+async def _follow_leader_price(harness: Any, line: journal_module.JournalLine,
+                               mapping: tuple[tuple[str, str], ...] = ()) -> None:
     symbols = harness.sim.exchange_manager.exchange_config.traded_symbol_pairs
     if line.d is not None:
         harness.sim.exchange_manager.backtesting.time_manager.current_timestamp = float(line.d)
     for content in _contents(line.raw):
         symbol, price = content.get("symbol"), content.get("current")
+        symbol = sizing.map_symbol(symbol, mapping) if isinstance(symbol, str) else symbol
         if symbol in symbols and _positive(price):
             await harness.sim.move_price(symbol, Decimal(str(price)))
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import MAX_PATH_CHARS, MAX_TOKEN_CHARS, MAX_URL_CHARS
+from .settings import MAX_LIST_CHARS, MAX_PATH_CHARS, MAX_TOKEN_CHARS, MAX_URL_CHARS
+
+_PAIR = "[A-Za-z0-9._-]{1,32}/[A-Za-z0-9._-]{1,32}(:[A-Za-z0-9._-]{1,32})?"
+_CURRENCY = "[A-Za-z0-9._-]{1,32}"
 
 TEXT_SCHEMAS: dict[str, dict[str, Any]] = {
     # empty = follow nothing yet
@@ -21,6 +24,12 @@ TEXT_SCHEMAS: dict[str, dict[str, Any]] = {
     # empty = signatures not required; else 32 bytes in base64
     "public_key": {"minLength": 0, "maxLength": 44, "pattern": "^([A-Za-z0-9+/]{43}=)?$"},
     "journal_path": {"minLength": 0, "maxLength": MAX_PATH_CHARS},
+    # empty = every pair; else pairs separated by commas
+    "pair_filter": {"minLength": 0, "maxLength": MAX_LIST_CHARS,
+                    "pattern": rf"^\s*({_PAIR}\s*(,\s*{_PAIR}\s*)*)?$"},
+    # empty = no mapping; else LEADER=MINE pairs separated by commas
+    "quote_mapping": {"minLength": 0, "maxLength": MAX_LIST_CHARS,
+                      "pattern": rf"^\s*({_CURRENCY}\s*=\s*{_CURRENCY}\s*(,\s*{_CURRENCY}\s*=\s*{_CURRENCY}\s*)*)?$"},
 }
 
 

@@ -35,6 +35,13 @@ DEFAULT_SETTINGS: dict[str, Any] = {
     "round_to_minimal_size_if_necessary": False,
     "max_signal_age_seconds": 300,
     "max_price_deviation_percent": 5.0,
+    "max_exposure_percent": 0.0,
+    "max_open_copies": 0,
+    "drawdown_stop_percent": 0.0,
+    "drawdown_reset": 0,
+    "pair_filter": "",
+    "pair_filter_mode": "follow_only",
+    "quote_mapping": "",
     "journal_path": "",
 }
 

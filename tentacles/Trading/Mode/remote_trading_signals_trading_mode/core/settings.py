@@ -22,8 +22,14 @@ MAX_LEADER_RATIO = Decimal(1000)
 MAX_TOKEN_CHARS = 512
 MAX_URL_CHARS = 2048
 MAX_PATH_CHARS = 4096
+MAX_LIST_CHARS = 4096  # pair_filter / quote_mapping texts
+MAX_EXPOSURE_PERCENT = Decimal(1000)  # futures exposure is leveraged notional: it may exceed 100 %
+MAX_OPEN_COPIES = 100_000
+MAX_RESET_COUNTER = 10**9
 
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PAIR = re.compile(r"^[A-Za-z0-9._-]{1,32}/[A-Za-z0-9._-]{1,32}(:[A-Za-z0-9._-]{1,32})?$")
+_CURRENCY = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
 _TOKEN = re.compile(r"^[\x21-\x7e]+$")  # printable ASCII, no spaces: it goes into an HTTP header
 
 
@@ -31,6 +37,11 @@ class SizingMode(str, Enum):
     PORTFOLIO_PERCENT = "portfolio_percent"
     LEADER_QUANTITY_RATIO = "leader_quantity_ratio"
     FIXED_QUOTE_AMOUNT = "fixed_quote_amount"
+
+
+class PairFilterMode(str, Enum):
+    FOLLOW_ONLY = "follow_only"        # copy only the listed pairs
+    FOLLOW_ALL_BUT = "follow_all_but"  # copy every pair except the listed ones
 
 
 class SettingsError(ValueError):
@@ -54,6 +65,14 @@ class FollowerSettings:
     follower_token: str = field(default="", repr=False)
     public_key: str = ""
     journal_path: str = ""
+    # risk controls: 0 / empty = off. They limit new entries only: exits, edits and cancels always apply.
+    max_exposure_percent: Decimal = Decimal(0)
+    max_open_copies: int = 0
+    drawdown_stop_percent: Decimal = Decimal(0)
+    drawdown_reset: int = 0  # a counter: changing it restarts the drawdown peak from the current value
+    pair_filter: tuple[str, ...] = ()
+    pair_filter_mode: PairFilterMode = PairFilterMode.FOLLOW_ONLY
+    quote_mapping: tuple[tuple[str, str], ...] = ()  # (leader quote, my quote), e.g. (("USDT", "USDC"),)
 
 
 KEYS: tuple[str, ...] = tuple(f.name for f in fields(FollowerSettings))
@@ -132,6 +151,54 @@ def _public_key(value: str) -> str:
     return value
 
 
+def _items(key: str, value: object) -> list[str]:
+    """A comma-separated text (web UI, --set) or a list of texts (a profile file written by hand)."""
+    if isinstance(value, (list, tuple)):
+        if not all(isinstance(item, str) for item in value):
+            raise SettingsError(key, "expected a list of texts")
+        text = ",".join(value)
+    else:
+        text = _text(key, value, MAX_LIST_CHARS)
+    if len(text) > MAX_LIST_CHARS:
+        raise SettingsError(key, f"too long ({len(text)} chars, max {MAX_LIST_CHARS})")
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _pairs(value: object) -> tuple[str, ...]:
+    pairs: list[str] = []
+    for item in _items("pair_filter", value):
+        if not _PAIR.match(item):
+            raise SettingsError("pair_filter", f"expected pairs like BTC/USDT separated by commas, got {item[:40]!r}")
+        if item.upper() not in pairs:
+            pairs.append(item.upper())  # exchange symbols are upper case: btc/usdt means BTC/USDT
+    return tuple(pairs)
+
+
+def _quote_mapping(value: object) -> tuple[tuple[str, str], ...]:
+    mapping: dict[str, str] = {}
+    for item in _items("quote_mapping", value):
+        leader, separator, mine = (part.strip().upper() for part in item.partition("="))
+        if not separator or not _CURRENCY.match(leader) or not _CURRENCY.match(mine):
+            raise SettingsError("quote_mapping", f"expected LEADER=MINE pairs like USDT=USDC, got {item[:40]!r}")
+        if leader == mine:
+            raise SettingsError("quote_mapping", f"{leader}={mine} maps a currency to itself")
+        if leader in mapping:
+            raise SettingsError("quote_mapping", f"{leader} is mapped twice")
+        mapping[leader] = mine
+    if set(mapping) & set(mapping.values()):
+        # USDT=USDC,USDC=BUSD would make the result depend on the order the mapping is applied in
+        raise SettingsError("quote_mapping", "a currency cannot be both mapped and a mapping target")
+    return tuple(mapping.items())
+
+
+def _choice(key: str, value: object, enum: type[Enum]) -> Enum:
+    try:
+        return enum(value.strip() if isinstance(value, str) else value)
+    except ValueError:
+        choices = ", ".join(member.value for member in enum)
+        raise SettingsError(key, f"expected one of {choices}, got {str(value)[:40]!r}") from None
+
+
 # ---- public API ---------------------------------------------------------------------------------
 def settings_from_config(config: Mapping[str, object]) -> FollowerSettings:
     """Validated settings; unknown keys ignored, null/absent keys take the default."""
@@ -146,12 +213,22 @@ def settings_from_config(config: Mapping[str, object]) -> FollowerSettings:
     if strategy and not _STRATEGY_ID.match(strategy):
         raise SettingsError("trading_strategy", "use 1-64 letters, digits, '_' or '-'")
 
-    raw_sizing = get("sizing")
-    try:
-        sizing = SizingMode(raw_sizing.strip() if isinstance(raw_sizing, str) else raw_sizing)
-    except ValueError:
-        choices = ", ".join(mode.value for mode in SizingMode)
-        raise SettingsError("sizing", f"expected one of {choices}, got {str(raw_sizing)[:40]!r}") from None
+    sizing = _choice("sizing", get("sizing"), SizingMode)
+    assert isinstance(sizing, SizingMode)
+    pair_filter_mode = _choice("pair_filter_mode", get("pair_filter_mode"), PairFilterMode)
+    assert isinstance(pair_filter_mode, PairFilterMode)
+
+    max_open_copies = _int("max_open_copies", get("max_open_copies"))
+    if not 0 <= max_open_copies <= MAX_OPEN_COPIES:
+        raise SettingsError("max_open_copies", f"must be in [0, {MAX_OPEN_COPIES}] (0 = no limit), "
+                                               f"got {max_open_copies}")
+    drawdown_reset = _int("drawdown_reset", get("drawdown_reset"))
+    if not 0 <= drawdown_reset <= MAX_RESET_COUNTER:
+        raise SettingsError("drawdown_reset", f"must be in [0, {MAX_RESET_COUNTER}], got {drawdown_reset}")
+    drawdown = _in_range("drawdown_stop_percent", _decimal("drawdown_stop_percent", get("drawdown_stop_percent")),
+                         Decimal(0), Decimal(100), low_open=False)
+    if drawdown == 100:
+        raise SettingsError("drawdown_stop_percent", "must be below 100 (0 = off)")
 
     max_age = _int("max_signal_age_seconds", get("max_signal_age_seconds"))
     if not 0 <= max_age <= MAX_SIGNAL_AGE_SECONDS:
@@ -192,6 +269,16 @@ def settings_from_config(config: Mapping[str, object]) -> FollowerSettings:
         follower_token=token,
         public_key=_public_key(_text("public_key", get("public_key"), 128)),
         journal_path=journal_path,
+        max_exposure_percent=_in_range(
+            "max_exposure_percent", _decimal("max_exposure_percent", get("max_exposure_percent")),
+            Decimal(0), MAX_EXPOSURE_PERCENT, low_open=False,
+        ),
+        max_open_copies=max_open_copies,
+        drawdown_stop_percent=drawdown,
+        drawdown_reset=drawdown_reset,
+        pair_filter=_pairs(get("pair_filter")),
+        pair_filter_mode=pair_filter_mode,
+        quote_mapping=_quote_mapping(get("quote_mapping")),
     )
 
 

@@ -23,12 +23,16 @@ import octobot_trading.personal_data as personal_data
 from ..core import protocol, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
-from . import exchange_view, order_builder, order_lookup
+from . import exchange_view, order_builder, order_lookup, symbol_map
 from .order_map import OrderLink, OrderMap, OrderMapStorageError, PendingCreate
 from .outcome import Outcome, Result
 
 Decimal = decimal.Decimal
 _MARKET_TYPES = (trading_enums.TraderOrderType.BUY_MARKET, trading_enums.TraderOrderType.SELL_MARKET)
+# links of filled orders are never closed by a signal: they are swept (closed when their order is gone
+# from the exchange) each time the open links double, so a sweep costs O(1) per link on average
+_SWEEP_MIN_OPEN_LINKS = 1000
+_DRAWDOWN_KEYS = ("drawdown_peak", "drawdown_stopped_at", "drawdown_reset")
 
 
 @dataclass
@@ -53,6 +57,8 @@ class FollowerEngine:
         self.clock = clock
         self.check_age = check_age
         self.logger = logger or logging.getLogger("RemoteTradingSignalsFollower")
+        self.exchange_type = schema.ExchangeType.FUTURE if exchange_manager.is_future else schema.ExchangeType.SPOT
+        self._next_sweep = max(_SWEEP_MIN_OPEN_LINKS, 2 * order_map.open_link_count())
 
     # ---- entry point -------------------------------------------------------------------
     def validation_context(self) -> schema.ValidationContext:
@@ -70,7 +76,8 @@ class FollowerEngine:
                 raw = raw.decode("utf-8")
             if isinstance(raw, str):
                 raw = json.loads(raw)
-            message = schema.parse_feed_message(raw, self.validation_context())
+            mapped = symbol_map.map_message_symbols(raw, self.settings.quote_mapping)
+            message = schema.parse_feed_message(mapped, self.validation_context())
         except (ValueError, UnicodeDecodeError, RecursionError) as err:
             reason = str(err) if isinstance(err, schema.SignalValidationError) else f"not a feed message: {err}"
             outcome = Outcome(_get(raw, "u"), _get(raw, "q"), None, None, Result.REJECTED, reason)
@@ -86,11 +93,15 @@ class FollowerEngine:
         now = Decimal(str(self.clock()))
         age_skip = sizing.check_signal_age(now, message.d, self.settings) if self.check_age else None
         ctx = _Context(message, now, [], set(), age_skip)
+        if self.settings.drawdown_stop_percent > 0:
+            self._update_drawdown()
         for signal in schema.dependency_order(message.bundle):
             await self._apply_signal(ctx, signal)
         outcomes = ctx.outcomes
         self.order_map.mark_applied(message.u)
-        await self.order_map.save()
+        # not fsynced: this commit survives a kill -9 (WAL), and were a power loss to drop it, every order the
+        # message placed still has its durable write-ahead entry, so the re-delivered message recovers them
+        await self.order_map.save(durable=False)
         return outcomes
 
     def _signature_error(self, raw: dict[str, Any], message: schema.FeedMessage) -> str | None:
@@ -155,14 +166,24 @@ class FollowerEngine:
         limits = exchange_view.market_limits(self.exchange_manager, signal.symbol)
         parent_id = signal.chained_to or signal.bundled_with
         if parent_id:
+            # a stop-loss / take-profit of a copy I hold protects it: no risk control or filter stops it
             await self._create_chained_to_existing(ctx, signal, parent_id, my_price, limits)
+            return
+        refusal = self._risk_refusal(signal)
+        if refusal is not None:
+            self._skip_tree(ctx, signal, refusal.reason)
+            for sibling in _group_siblings(signal):
+                await self._create(ctx, sibling)
             return
         if signal.order_type in _MARKET_TYPES and signal.current is not None:
             deviation = sizing.check_price_deviation(my_price, signal.current, self.settings)
             if deviation is not None:
                 self._skip_tree(ctx, signal, deviation.reason)
                 return
-        plan = self._size(signal, my_price, limits)
+        risk = None
+        if self.settings.max_exposure_percent > 0 or self.settings.max_open_copies > 0:
+            risk = exchange_view.risk_view(self.exchange_manager, signal.symbol, self._is_copy)
+        plan = self._size(signal, my_price, limits, risk=risk)
         if isinstance(plan, sizing.Skip):
             self._skip_tree(ctx, signal, plan.reason)
             return
@@ -183,14 +204,52 @@ class FollowerEngine:
 
     def _size(self, signal: schema.OrderSignal, my_price: Decimal, limits: sizing.MarketLimits,
               share: schema.Share | None = None, holdings: sizing.Holdings | None = None,
+              risk: sizing.RiskView | None = None,
               ) -> sizing.OrderPlan | sizing.Skip:
-        exchange_type = schema.ExchangeType.FUTURE if self.exchange_manager.is_future else schema.ExchangeType.SPOT
         return sizing.size_entry(
             signal, holdings or exchange_view.holdings(self.exchange_manager, signal.symbol), my_price, limits,
-            self.settings, exchange_type,
+            self.settings, self.exchange_type,
             futures_max_size=exchange_view.futures_max_size(self.exchange_manager, signal.symbol, my_price),
-            share=share,
+            share=share, risk=risk,
         )
+
+    # ---- risk controls -------------------------------------------------------------------
+    def _risk_refusal(self, signal: schema.OrderSignal) -> sizing.Skip | None:
+        """pair_filter (any new copy) and the drawdown stop (entries): the controls that refuse before sizing."""
+        filtered = sizing.pair_filter_skip(self._leader_symbol(signal.symbol), signal.symbol, self.settings)
+        if filtered is not None:
+            return filtered
+        if sizing.is_entry(signal, self.exchange_type):
+            return sizing.drawdown_skip(self._drawdown_state(), self.settings)
+        return None
+
+    def _leader_symbol(self, my_symbol: str) -> str:
+        """Undo quote_mapping: the pair as the leader named it (pair_filter accepts either name)."""
+        inverse = tuple((mine, leader) for leader, mine in self.settings.quote_mapping)
+        return sizing.map_symbol(my_symbol, inverse)
+
+    def _is_copy(self, local_order_id: str) -> bool:
+        return self.order_map.leader_id(local_order_id) is not None
+
+    def _drawdown_state(self) -> sizing.DrawdownState:
+        state = self.order_map.state
+        peak, stopped_at = state.get("drawdown_peak"), state.get("drawdown_stopped_at")
+        return sizing.DrawdownState(
+            peak=Decimal(peak) if peak else None, stopped_at=Decimal(stopped_at) if stopped_at else None,
+            reset=int(state.get("drawdown_reset", "0")),
+        )
+
+    def _update_drawdown(self) -> None:
+        """The peak since following began (or the last drawdown_reset), kept in the order map across restarts."""
+        currency = exchange_view.reference_market(self.exchange_manager)
+        value = exchange_view.portfolio_value(self.exchange_manager, currency)
+        before = self._drawdown_state()
+        after, message = sizing.update_drawdown(before, value, self.settings)
+        if after != before:
+            for key, item in zip(_DRAWDOWN_KEYS, (after.peak, after.stopped_at, after.reset), strict=True):
+                self.order_map.set_state(key, "" if item is None else str(item))
+        if message:
+            self.logger.warning("%s (%s)", message, currency)
 
     def _holdings_for_edit(self, order: Any) -> sizing.Holdings:
         """My holdings as an edit of `order` sees them: what the order locks is released by the edit (the
@@ -402,6 +461,16 @@ class FollowerEngine:
             leader_quantity=str(signal.quantity if signal.quantity is not None else quantity),
             local_quantity=str(quantity),
         ))
+        if self.order_map.open_link_count() > self._next_sweep:
+            self._sweep_gone_links()
+
+    def _sweep_gone_links(self) -> None:
+        """Close the links of my orders that left the exchange (filled) without a signal saying so."""
+        live = order_lookup.live_local_ids(self.exchange_manager)
+        for leader_id, link in self.order_map.open_links():
+            if link.local_order_id not in live:
+                self.order_map.close(leader_id)
+        self._next_sweep = max(_SWEEP_MIN_OPEN_LINKS, 2 * self.order_map.open_link_count())
 
     def _strategy(self, signal: schema.OrderSignal) -> str:
         return self.settings.trading_strategy or signal.strategy or "strategy"

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import decimal
+from collections.abc import Callable
 from typing import Any
 
 import octobot_commons.constants as commons_constants
+import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 
 from ..core import sizing
@@ -89,3 +91,64 @@ def futures_max_size(exchange_manager: Any, symbol: str, price: Decimal) -> Deci
 
 def known_symbols(exchange_manager: Any) -> frozenset[str]:
     return frozenset(exchange_manager.exchange_config.traded_symbol_pairs)
+
+
+# ---- what the risk controls read ------------------------------------------------------------------
+def asset_value(exchange_manager: Any, asset: str, amount: Decimal, currency: str) -> Decimal | None:
+    """`amount` of `asset` in `currency` at my mark prices (direct or inverse pair), None when no pair prices it."""
+    if asset == currency or not amount:
+        return amount
+    price = mark_price(exchange_manager, f"{asset}/{currency}")
+    if price:
+        return amount * price
+    price = mark_price(exchange_manager, f"{currency}/{asset}")
+    return amount / price if price else None
+
+
+def portfolio_value(exchange_manager: Any, currency: str) -> Decimal:
+    """Everything I hold, valued in `currency`; assets no traded pair prices are left out."""
+    portfolio = exchange_manager.exchange_personal_data.portfolio_manager.portfolio.portfolio
+    values = (asset_value(exchange_manager, asset, Decimal(holding.total), currency)
+              for asset, holding in portfolio.items())
+    return sum((value for value in values if value is not None), Decimal(0))
+
+
+def reference_market(exchange_manager: Any) -> str:
+    return str(exchange_manager.exchange_personal_data.portfolio_manager.reference_market)
+
+
+def _is_entry_order(order: Any, is_future: bool) -> bool:
+    if is_future:
+        return not order.reduce_only
+    return order.side is trading_enums.TradeOrderSide.BUY
+
+
+def open_copies(exchange_manager: Any, is_copy: Callable[[str], bool]) -> int:
+    """My open copied entry orders (max_open_copies): open orders on the exchange, not the map's history."""
+    is_future = bool(exchange_manager.is_future)
+    return sum(1 for order in exchange_manager.exchange_personal_data.orders_manager.get_open_orders()
+               if is_copy(str(order.order_id)) and _is_entry_order(order, is_future))
+
+
+def _futures_exposure(exchange_manager: Any) -> Decimal:
+    """Leveraged notional of my positions and open entry orders."""
+    exposure = Decimal(0)
+    for position in exchange_manager.exchange_personal_data.positions_manager.positions.values():
+        exposure += abs(Decimal(position.size)) * Decimal(position.mark_price or 0)
+    for order in exchange_manager.exchange_personal_data.orders_manager.get_open_orders():
+        if not order.reduce_only:
+            exposure += Decimal(order.origin_quantity) * Decimal(order.origin_price or 0)
+    return exposure
+
+
+def risk_view(exchange_manager: Any, symbol: str, is_copy: Callable[[str], bool]) -> sizing.RiskView:
+    """The portfolio as the entry risk controls see it, in `symbol`'s quote currency."""
+    _, quote = split_symbol(symbol)
+    value = portfolio_value(exchange_manager, quote)
+    if exchange_manager.is_future:
+        exposure = _futures_exposure(exchange_manager)
+    else:
+        quote_holding = exchange_manager.exchange_personal_data.portfolio_manager.portfolio.get_currency_portfolio(quote)
+        # everything but my free quote: what I hold outside it, plus what my open buy orders lock
+        exposure = value - Decimal(quote_holding.available)
+    return sizing.RiskView(portfolio_value=value, exposure=exposure, open_copies=open_copies(exchange_manager, is_copy))

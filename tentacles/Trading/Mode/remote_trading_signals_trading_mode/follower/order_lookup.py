@@ -41,11 +41,22 @@ def recover_pending(exchange_manager: Any, order_map: OrderMap, leader_order_id:
     pending = order_map.pending.get(leader_order_id)
     if pending is None:
         return None
-    linked = {link.local_order_id for link in order_map.links.values()}
     matches = [
         order for order in exchange_manager.exchange_personal_data.orders_manager.get_open_orders(
             symbol=pending.symbol)
-        if order.order_id not in linked and order.side.value == pending.side
+        if order_map.leader_id(str(order.order_id)) is None and order.side.value == pending.side
         and order.order_type.value == pending.order_type and str(order.origin_price) == pending.price
     ]
     return matches[0] if len(matches) == 1 else None
+
+
+def live_local_ids(exchange_manager: Any) -> set[str]:
+    """Ids of every order still on (or waiting to go on) the exchange: open ones and the chained ones they carry."""
+    ids: set[str] = set()
+    stack = list(exchange_manager.exchange_personal_data.orders_manager.get_all_orders())
+    while stack:
+        order = stack.pop()
+        if order.is_open() or order.is_pending_creation() or order.is_waiting_for_chained_trigger:
+            ids.add(str(order.order_id))
+        stack.extend(getattr(order, "chained_orders", ()))
+    return ids

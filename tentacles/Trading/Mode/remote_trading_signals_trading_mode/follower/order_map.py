@@ -6,8 +6,9 @@ reconnect, a restart mid-bundle) never yields a second copy, and the creates in 
 yields a second copy either.
 
 The map is an in-memory cache over a small SQLite file: `save()` writes only what changed since
-the last save, in one durable transaction on a dedicated thread (never on the event loop), so
-its cost does not grow with the bot's history.
+the last save, in one transaction on a dedicated thread (never on the event loop). Every lookup
+(by leader id, by my order id) is a dict access, and closed links are forgotten oldest first
+beyond a bound, so neither the cost of a message nor the file grows with the bot's history.
 """
 from __future__ import annotations
 
@@ -26,6 +27,9 @@ _MAX_REMEMBERED_CLOSED = 5000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (leader_id TEXT PRIMARY KEY, local_order_id TEXT NOT NULL, symbol TEXT NOT NULL,
     leader_quantity TEXT NOT NULL, local_quantity TEXT NOT NULL, closed INTEGER NOT NULL, seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS links_by_local_order_id ON links (local_order_id);
+CREATE INDEX IF NOT EXISTS links_by_seq ON links (seq);
+CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (u TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (leader_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL,
     order_type TEXT NOT NULL, price TEXT NOT NULL);
@@ -71,11 +75,16 @@ class OrderMap:
     links: dict[str, OrderLink] = field(default_factory=dict)
     applied_messages: collections.OrderedDict[str, None] = field(default_factory=collections.OrderedDict)
     pending: dict[str, PendingCreate] = field(default_factory=dict)
+    state: dict[str, str] = field(default_factory=dict)  # small durable values (the drawdown stop's peak)
     load_warning: str | None = None
+    _by_local: dict[str, str] = field(default_factory=dict, repr=False)  # my order id -> leader id
+    _closed: collections.OrderedDict[str, None] = field(default_factory=collections.OrderedDict, repr=False)
     _dirty_links: set[str] = field(default_factory=set, repr=False)
+    _dirty_state: set[str] = field(default_factory=set, repr=False)
     _dirty_applied: set[str] = field(default_factory=set, repr=False)
     _dirty_pending: set[str] = field(default_factory=set, repr=False)
     _seq: int = 0
+    _durable: bool = True  # the connection's synchronous setting (FULL)
     _connection: sqlite3.Connection | None = field(default=None, repr=False)
     _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -106,11 +115,15 @@ class OrderMap:
         for leader_id, local_id, symbol, leader_qty, local_qty, closed, seq in connection.execute(
                 "SELECT * FROM links ORDER BY seq"):
             self.links[leader_id] = OrderLink(local_id, symbol, leader_qty, local_qty, bool(closed))
+            self._by_local[local_id] = leader_id
+            if closed:
+                self._closed[leader_id] = None  # oldest closed first: the order pruning forgets them in
             self._seq = max(self._seq, seq)
         for (u,) in connection.execute("SELECT u FROM applied ORDER BY seq"):
             self.applied_messages[u] = None
         for leader_id, *rest in connection.execute("SELECT * FROM pending"):
             self.pending[leader_id] = PendingCreate(*rest)
+        self.state.update(connection.execute("SELECT key, value FROM state"))
         self._seq = max([self._seq, *(s for (s,) in connection.execute("SELECT MAX(seq) FROM applied") if s)])
 
     # ---- queries ----------------------------------------------------------------------------
@@ -118,14 +131,35 @@ class OrderMap:
         link = self.links.get(leader_order_id)
         return link.local_order_id if link else None
 
+    def leader_id(self, local_order_id: str) -> str | None:
+        """The leader order my order copies, or None when this mode did not place it (or forgot it)."""
+        return self._by_local.get(local_order_id)
+
     def was_applied(self, message_id: str) -> bool:
         return message_id in self.applied_messages
 
+    def open_link_count(self) -> int:
+        return len(self.links) - len(self._closed)
+
+    def open_links(self) -> list[tuple[str, OrderLink]]:
+        return [(leader_id, link) for leader_id, link in self.links.items() if not link.closed]
+
     # ---- changes (kept in memory until save) ---------------------------------------------------
     def link(self, leader_order_id: str, link: OrderLink) -> None:
+        old = self.links.get(leader_order_id)
+        if old is not None:
+            self._forget(leader_order_id, old)
         self.links[leader_order_id] = link
+        self._by_local[link.local_order_id] = leader_order_id
+        if link.closed:
+            self._closed[leader_order_id] = None
         self._dirty_links.add(leader_order_id)
         self.clear_pending(leader_order_id)
+
+    def _forget(self, leader_order_id: str, link: OrderLink) -> None:
+        if self._by_local.get(link.local_order_id) == leader_order_id:
+            del self._by_local[link.local_order_id]
+        self._closed.pop(leader_order_id, None)
 
     def update_quantities(self, leader_order_id: str, local_quantity: str, leader_quantity: str | None) -> None:
         link = self.links.get(leader_order_id)
@@ -137,13 +171,20 @@ class OrderMap:
 
     def close(self, leader_order_id: str) -> None:
         link = self.links.get(leader_order_id)
-        if link is not None:
+        if link is not None and not link.closed:
             link.closed = True
+            self._closed[leader_order_id] = None
             self._dirty_links.add(leader_order_id)
-        closed = [leader_id for leader_id, old in self.links.items() if old.closed]
-        for leader_id in closed[: max(0, len(closed) - _MAX_REMEMBERED_CLOSED)]:
-            del self.links[leader_id]  # oldest first: dicts keep insertion order
-            self._dirty_links.add(leader_id)
+        # a closed link only stops the same leader order from being copied again: recent ones are enough
+        while len(self._closed) > _MAX_REMEMBERED_CLOSED:
+            forgotten, _ = self._closed.popitem(last=False)  # oldest closed first
+            self._forget(forgotten, self.links.pop(forgotten))
+            self._dirty_links.add(forgotten)
+
+    def set_state(self, key: str, value: str) -> None:
+        if self.state.get(key) != value:
+            self.state[key] = value
+            self._dirty_state.add(key)
 
     def mark_applied(self, message_id: str) -> None:
         self.applied_messages[message_id] = None
@@ -161,8 +202,14 @@ class OrderMap:
             self._dirty_pending.add(leader_order_id)
 
     # ---- persistence ----------------------------------------------------------------------------
-    async def save(self) -> None:
-        """Write what changed since the last save, durably, off the event loop.
+    async def save(self, *, durable: bool = True) -> None:
+        """Write what changed since the last save, off the event loop.
+
+        `durable` (the default) commits with an fsync: the write survives a power loss. Without it the
+        commit survives the process being killed (WAL mode keeps committed frames in the OS), not a power
+        loss; the engine uses that only for the end of a message, where a lost commit is repaired by the
+        durable write-ahead entries written before it (the WAL is append-only, so a later fsync makes every
+        earlier commit durable too).
 
         Raises OrderMapClosed once the storage is closed (a write-ahead entry that cannot be written
         must stop the order it protects) and OrderMapWriteError when the write fails; in both cases
@@ -170,6 +217,7 @@ class OrderMap:
         """
         if self.path is None:  # in memory only: there is nothing to write to
             self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
+            self._dirty_state.clear()
             return
         async with self._lock:
             if self._connection is None:
@@ -181,14 +229,15 @@ class OrderMap:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="order-map")
             # what is being written moves aside: changes made during the write start new dirty sets, and the
             # taken ones come back if the write fails (or its caller is cancelled), so nothing is forgotten
-            taken = self._dirty_links, self._dirty_applied, self._dirty_pending
-            self._dirty_links, self._dirty_applied, self._dirty_pending = set(), set(), set()
+            taken = self._dirty_links, self._dirty_applied, self._dirty_pending, self._dirty_state
+            self._dirty_links, self._dirty_applied, self._dirty_pending, self._dirty_state = set(), set(), set(), set()
             try:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements)
+                await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements, durable)
             except BaseException as err:
                 self._dirty_links |= taken[0]
                 self._dirty_applied |= taken[1]
                 self._dirty_pending |= taken[2]
+                self._dirty_state |= taken[3]
                 if isinstance(err, sqlite3.Error):
                     raise OrderMapWriteError(f"order map {self.path}: write failed: {err}") from err
                 raise
@@ -204,8 +253,9 @@ class OrderMap:
                 self._seq += 1
                 local_id, symbol, leader_qty, local_qty, closed = astuple(link)
                 statements.append(("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(leader_id) DO "
-                                   "UPDATE SET local_quantity = excluded.local_quantity, leader_quantity = "
-                                   "excluded.leader_quantity, closed = excluded.closed",
+                                   "UPDATE SET local_order_id = excluded.local_order_id, local_quantity = "
+                                   "excluded.local_quantity, leader_quantity = excluded.leader_quantity, "
+                                   "closed = excluded.closed, seq = excluded.seq",
                                    (leader_id, local_id, symbol, leader_qty, local_qty, int(closed), self._seq)))
         for u in self._dirty_applied:
             if u in self.applied_messages:
@@ -220,13 +270,18 @@ class OrderMap:
             else:
                 statements.append(("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
                                    (leader_id, *astuple(pending))))
+        for key in self._dirty_state:
+            statements.append(("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, self.state[key])))
         return statements
 
-    def _write(self, statements: list[tuple[str, tuple]]) -> None:
+    def _write(self, statements: list[tuple[str, tuple]], durable: bool = True) -> None:
         connection = self._connection
         if connection is None:  # closed while this write waited for the worker
             raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
-        with connection:  # one transaction, committed durably (synchronous=FULL)
+        if durable != self._durable:
+            connection.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+        with connection:  # one transaction
             connection.execute("BEGIN")
             for sql, params in statements:
                 connection.execute(sql, params)
