@@ -50,7 +50,9 @@ class HubSubprocess:
         with open(self.data_dir / "hub.log", "ab") as log:  # the child keeps its own copy of the fd
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "octobot_signals.hub", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--data", str(self.data_dir)],
+                 "--data", str(self.data_dir),
+                 # the fan-out bench connects its 1,000 followers with one token, far over the default limit
+                 "--max-connections-per-token", "100000", "--max-publishes-per-minute", "1000000"],
                 stdout=log, stderr=log, env=env,
             )
         deadline = time.monotonic() + START_TIMEOUT_S

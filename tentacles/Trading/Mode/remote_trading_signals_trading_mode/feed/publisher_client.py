@@ -9,7 +9,8 @@ the hub's dedup on `u` turns at-least-once sending into exactly-once journaling.
 - `ack` -> the row is marked acked with the hub's `q`.
 - `nack` -> the hub refused the message as invalid: logged and marked rejected, never retried
   (retrying cannot fix it and would block everything behind it). Exception: a nack whose
-  reason starts with "internal" (the hub's journal was unavailable) is retried with backoff.
+  reason starts with "internal" (the hub's journal was unavailable) or "rate_limited" (the strategy
+  published more than the hub's per-minute limit) is retried with backoff.
 - no answer within ack_timeout, a closed link, a refused connection -> backoff and retry.
 
 The stream id sent as `feed_id` is read once from
@@ -31,7 +32,7 @@ from .backoff import Backoff
 from .outbox import Outbox, OutboxItem
 
 WS_CLOSE_TIMEOUT = 5.0
-RETRYABLE_NACK_PREFIXES = ("internal",)
+RETRYABLE_NACK_PREFIXES = ("internal", "rate_limited")  # the hub's trouble or pace, not the message's
 
 
 class PublishRefused(RuntimeError):

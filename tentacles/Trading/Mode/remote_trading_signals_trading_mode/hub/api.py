@@ -14,6 +14,7 @@ from aiohttp import web
 from ..core import protocol
 from ..core.profile_zip import ProfileError, build_profile_zip
 from .auth import Principal, bearer_token, hash_secret, new_capability, new_secret
+from .limits import seconds_text
 from .state import STATE_KEY, HubState
 from .store import Capability, DuplicateStrategy, SqliteStore, Strategy
 
@@ -62,11 +63,18 @@ def _state(request: web.Request) -> HubState:
 
 
 async def _principal(request: web.Request) -> Principal:
+    limits = _state(request).limits
+    address = request.remote or "unknown"
+    blocked = limits.auth_retry_after(address)
+    if blocked is not None:  # token guessing: the same budget as /cable's
+        raise ApiError(429, "too_many_failed_auths",
+                       f"too many failed authentications from this address: retry in {seconds_text(blocked)}")
     token = bearer_token(request)
     if token is None:
         raise ApiError(401, "unauthorized", "missing Authorization: Bearer token")
     principal = await _state(request).auth.authenticate(token)
     if principal is None:
+        limits.record_failed_auth(address)
         raise ApiError(401, "unauthorized", "unknown token")
     return principal
 

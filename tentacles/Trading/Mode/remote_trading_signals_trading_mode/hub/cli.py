@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .limits import LimitSettings
 from .mqtt_cli import add_mqtt_hub_arguments, mqtt_settings_from_args
 from .server import ADMIN_TOKEN_ENV, run_hub
 
@@ -25,6 +26,16 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
         help="who may create an account on the hub's pages: anyone, holders of an operator's invitation "
         "(default), or nobody",
     )
+    defaults = LimitSettings()
+    parser.add_argument("--max-connections-per-token", type=int, default=defaults.connections_per_token,
+                        metavar="N", help="live /cable connections one follower token may hold "
+                        f"(default {defaults.connections_per_token})")
+    parser.add_argument("--max-publishes-per-minute", type=int, default=defaults.publishes_per_minute,
+                        metavar="N", help="publish commands one strategy may send per minute; more are refused "
+                        f"with a retryable rate_limited nack (default {defaults.publishes_per_minute})")
+    parser.add_argument("--max-failed-auths", type=int, default=defaults.failed_auths_per_window, metavar="N",
+                        help="failed authentications from one address before it is refused for "
+                        f"{defaults.failed_auth_window_s:.0f} s (default {defaults.failed_auths_per_window})")
     add_mqtt_hub_arguments(parser)
     parser.epilog = (
         f"The admin token comes from ${ADMIN_TOKEN_ENV}, or is generated on first start and printed once."
@@ -35,13 +46,23 @@ def hub_command(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print("--port must be in 0..65535", file=sys.stderr)
         return 2
+    for flag, value in (("--max-connections-per-token", args.max_connections_per_token),
+                        ("--max-publishes-per-minute", args.max_publishes_per_minute),
+                        ("--max-failed-auths", args.max_failed_auths)):
+        if value < 1:
+            print(f"{flag} must be >= 1, got {value}", file=sys.stderr)
+            return 2
+    limits = LimitSettings(connections_per_token=args.max_connections_per_token,
+                           publishes_per_minute=args.max_publishes_per_minute,
+                           failed_auths_per_window=args.max_failed_auths)
     try:
         mqtt = mqtt_settings_from_args(args)
     except ValueError as err:  # a bad --mqtt-egress / --mosquitto-dir, named in the message
         print(err, file=sys.stderr)
         return 2
     try:
-        run_hub(args.host, args.port, args.data, public_url=args.public_url, signup=args.signup, mqtt=mqtt)
+        run_hub(args.host, args.port, args.data, public_url=args.public_url, signup=args.signup, mqtt=mqtt,
+                limits=limits)
     except OSError as err:
         print(f"hub failed to start: {err}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from aiohttp import web
 from ..core import protocol
 from .api import MAX_BODY_BYTES, add_routes, error_middleware
 from .auth import Authenticator, hash_secret, new_secret
+from .limits import Limits, LimitSettings
 from .mqtt_runtime import MqttRuntime, MqttSettings, start_mqtt
 from .state import STATE_KEY, HubState
 from .store import AsyncStore
@@ -90,12 +91,14 @@ async def start_hub(
     queue_size: int = 1000,
     signup: SignupMode = "invite",
     mqtt: MqttSettings | None = None,
+    limits: LimitSettings | None = None,
 ) -> HubHandle:
     """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir.
 
     queue_size: outgoing frames buffered per connection before a follower counts as too slow.
     signup: how people get an account on the web pages: "open", "invite" (an operator's code) or "closed".
     mqtt: the MQTT egress for stock OctoBot followers and the Mosquitto ACL sync (off when None).
+    limits: connections per follower token, publishes per strategy per minute, failed auths per address.
     """
     if signup not in SIGNUP_MODES:
         raise ValueError(f"signup must be one of {SIGNUP_MODES}, got {signup!r}")
@@ -107,7 +110,8 @@ async def start_hub(
     try:
         admin_hash, admin_plain = await _resolve_admin_token(store, admin_token)
         strategies = await store.run(lambda db: db.load_strategies())
-        state = HubState(store=store, auth=Authenticator(store, admin_hash), hub_url="", queue_size=queue_size)
+        state = HubState(store=store, auth=Authenticator(store, admin_hash), hub_url="", queue_size=queue_size,
+                         limits=Limits(limits))
         state.strategies = {s.id: s for s in strategies}
         # page_middleware inside error_middleware: pages answer HTML, the API keeps its JSON errors.
         app = web.Application(middlewares=[error_middleware, page_middleware], client_max_size=MAX_BODY_BYTES)
@@ -137,8 +141,9 @@ async def start_hub(
 
 
 async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
-                        signup: SignupMode = "invite", mqtt: MqttSettings | None = None) -> None:
-    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup, mqtt=mqtt)
+                        signup: SignupMode = "invite", mqtt: MqttSettings | None = None,
+                        limits: LimitSettings | None = None) -> None:
+    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup, mqtt=mqtt, limits=limits)
     print(f"octobot-signals hub listening on {handle.base_url} (ws {handle.ws_url})", flush=True)
     print(f"hub pages: {handle.state.hub_url}/ (sign-ups: {signup}; operator: {handle.state.hub_url}/operator/login)",
           flush=True)
@@ -154,8 +159,9 @@ async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: 
 
 
 def run_hub(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
-            signup: SignupMode = "invite", mqtt: MqttSettings | None = None) -> None:
+            signup: SignupMode = "invite", mqtt: MqttSettings | None = None,
+            limits: LimitSettings | None = None) -> None:
     """Blocking: run a hub until SIGINT/SIGTERM."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve_forever(host, port, data_dir, public_url, signup, mqtt))
+    asyncio.run(serve_forever(host, port, data_dir, public_url, signup, mqtt, limits))

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from .auth import Authenticator, Principal
 from .fanout import LocalFanout
+from .limits import Limits
 from .store import AsyncStore, Strategy
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ class HubState:
     # The hub is the only writer of strategies, so an in-memory copy stays exact.
     strategies: dict[str, Strategy] = field(default_factory=dict)
     connections: set[FeedConnection] = field(default_factory=set)
+    limits: Limits = field(default_factory=Limits)
     _publish_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     def publish_lock(self, strategy_id: str) -> asyncio.Lock:

@@ -10,6 +10,7 @@ from aiohttp import WSMsgType, web
 
 from ..core import protocol
 from .auth import Principal, bearer_token
+from .limits import seconds_text
 from .state import STATE_KEY, HubState
 
 logger = logging.getLogger("octobot_signals.hub.ws")
@@ -279,6 +280,12 @@ class FeedConnection:
                 logger.warning("publisher:%s: bad signature on u=%s", strategy_id, u)
                 self.send_nowait(protocol.nack_frame(u, "bad_signature: data.g does not verify"))
                 return
+        wait = self.state.limits.publish_retry_after(strategy_id)
+        if wait is not None:
+            self.send_nowait(protocol.nack_frame(
+                u, f"rate_limited: at most {self.state.limits.settings.publishes_per_minute} publishes per minute "
+                   f"for {strategy_id}, retry in {seconds_text(wait)}"))
+            return
         async with self.state.publish_lock(strategy_id):
             try:
                 result = await self.state.store.append(strategy_id, u, command.d, bundle, command.g)
@@ -297,21 +304,36 @@ async def cable_handler(request: web.Request) -> web.StreamResponse:
     from .api import json_error  # local import: api imports nothing from here
 
     state: HubState = request.app[STATE_KEY]
+    limits = state.limits
+    address = request.remote or "unknown"
+    blocked = limits.auth_retry_after(address)
+    if blocked is not None:
+        return json_error(429, "too_many_failed_auths",
+                          f"too many failed authentications from this address: retry in {seconds_text(blocked)}")
     token = bearer_token(request)
     if token is None:
         return json_error(401, "unauthorized", "missing Authorization: Bearer token")
     principal = await state.auth.authenticate(token)
     if principal is None:
+        limits.record_failed_auth(address)
         return json_error(401, "unauthorized", "unknown token")
-    # aiohttp refuses payloads >= max_msg_size; the protocol refuses only those > MAX_FRAME_BYTES.
-    ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES + 1, autoping=True)
-    await ws.prepare(request)
-    connection = FeedConnection(state, ws, principal, request)
-    state.connections.add(connection)
-    logger.info("%s connected", principal.label)
+    token_id = principal.follower.token_id if principal.follower is not None else None
+    if token_id is not None and not limits.open_connection(token_id):
+        return json_error(429, "too_many_connections",
+                          f"at most {limits.settings.connections_per_token} open connections per follower token")
     try:
-        await connection.run()
+        # aiohttp refuses payloads >= max_msg_size; the protocol refuses only those > MAX_FRAME_BYTES.
+        ws = web.WebSocketResponse(max_msg_size=protocol.MAX_FRAME_BYTES + 1, autoping=True)
+        await ws.prepare(request)
+        connection = FeedConnection(state, ws, principal, request)
+        state.connections.add(connection)
+        logger.info("%s connected", principal.label)
+        try:
+            await connection.run()
+        finally:
+            state.connections.discard(connection)
+            logger.info("%s disconnected", principal.label)
     finally:
-        state.connections.discard(connection)
-        logger.info("%s disconnected", principal.label)
+        if token_id is not None:
+            limits.close_connection(token_id)
     return ws
