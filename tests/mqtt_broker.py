@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import asyncio
 import getpass
 import shutil
 import socket
@@ -95,6 +96,17 @@ class MosquittoProcess:
                 return True
         except OSError:
             return False
+
+    def reloads(self) -> int:
+        """How many times this broker reread its files (SIGHUP): its own log line, at level information."""
+        return self.log.read_text(errors="replace").count("Reloading config")
+
+    async def wait_reloaded(self, before: int, timeout: float = 10.0) -> None:
+        """SIGHUP is asynchronous: the hub has signalled, this waits until Mosquitto has actually reloaded."""
+        deadline = time.monotonic() + timeout
+        while self.reloads() <= before:
+            assert time.monotonic() < deadline, "mosquitto did not reload"
+            await asyncio.sleep(0.02)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

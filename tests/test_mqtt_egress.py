@@ -212,7 +212,7 @@ async def test_followers_acl_follows_tokens_and_revocation(tmp_path: Path) -> No
     finally:
         await hub.stop()
     await asyncio.to_thread(write_mosquitto_config, data, out, followers_port, hub_port)
-    with MosquittoProcess(out / "mosquitto.conf", [followers_port, hub_port]):
+    with MosquittoProcess(out / "mosquitto.conf", [followers_port, hub_port]) as broker:
         hub = await _start_hub(data, out, hub_port)
         subs: list[Subscriber] = []
         try:
@@ -235,9 +235,10 @@ async def test_followers_acl_follows_tokens_and_revocation(tmp_path: Path) -> No
                 await a.wait_for(1)
                 await b.wait_for(1)
 
-                reloads = hub.mqtt.acl_sync.reloads
+                reloads, broker_reloads = hub.mqtt.acl_sync.reloads, broker.reloads()
                 await revoke(hub.base_url, DEFAULT_ADMIN_TOKEN, bob["token_id"])
                 await _until(lambda: hub.mqtt.acl_sync.reloads > reloads)  # type: ignore[union-attr]
+                await broker.wait_reloaded(broker_reloads)  # SIGHUP is asynchronous
                 acl = (out / "followers.acl").read_text()
                 assert ids["bob"]["username"] not in acl and ids["alice"]["username"] in acl
                 # a token created while the hub runs gets a username the broker knows within one interval
@@ -245,6 +246,7 @@ async def test_followers_acl_follows_tokens_and_revocation(tmp_path: Path) -> No
                 carol_id = await mqtt_identity(hub.base_url, carol["token"])
                 await _until(lambda: carol_id["username"] in (out / "followers.acl").read_text())
                 await _until(lambda: hub.mqtt.acl_sync.reloads > reloads + 1)  # type: ignore[union-attr]
+                await broker.wait_reloaded(broker_reloads + 1)
                 c = Subscriber(followers_port, carol_id["username"], ["t/s1"])
                 subs.append(c)
                 c.start()

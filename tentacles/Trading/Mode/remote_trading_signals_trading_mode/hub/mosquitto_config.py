@@ -99,7 +99,9 @@ log_dest stderr
 log_type error
 log_type warning
 log_type notice
-connection_messages true
+log_type information
+# off: with use_username_as_clientid, these lines would write every follower's MQTT name into the log
+connection_messages false
 
 # Stock OctoBot followers: username = the name the hub issued (community.mqtt_uuid), no password.
 # Read-only, per username; an unknown or revoked name receives nothing. Plain MQTT: the name is
