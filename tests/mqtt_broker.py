@@ -4,11 +4,14 @@
     layout = write_mosquitto_config(data_dir, out_dir, followers_port, hub_port)
     with MosquittoProcess(out_dir / "mosquitto.conf", [followers_port, hub_port]) as broker:
         broker.restart()
+    sub = Subscriber(followers_port, username, ["t/s1"]); sub.start(); await sub.wait_for(3)
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
+import json
 import shutil
 import socket
 import subprocess
@@ -18,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import aiomqtt
 import pytest
 from hub_helpers import HTTP_TIMEOUT, auth
 
@@ -143,3 +147,58 @@ async def revoke(base_url: str, admin_token: str, token_id: str) -> None:
     async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
         async with session.delete(f"{base_url}/api/followers/{token_id}", headers=auth(admin_token)) as resp:
             assert resp.status == 200, await resp.text()
+
+
+class Subscriber:
+    """A follower-side MQTT client on the followers' listener; reconnects by itself (like the stock feed)."""
+
+    def __init__(self, port: int, username: str | None, topics: list[str], *, persistent: bool = False) -> None:
+        self.port = port
+        self.username = username
+        self.topics = topics
+        self.persistent = persistent  # a broker-side session that queues messages while reconnecting
+        self.messages: list[tuple[float, dict[str, Any]]] = []
+        self.subscribed = asyncio.Event()
+        self.refused: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with aiomqtt.Client("127.0.0.1", self.port, username=self.username,
+                                          identifier="CommunityMQTTFeed",  # the stock feed's fixed id
+                                          clean_session=not self.persistent, timeout=2) as client:
+                    for topic in self.topics:
+                        await client.subscribe(topic, qos=1)
+                    self.subscribed.set()
+                    async for message in client.messages:
+                        self.messages.append((time.time(), json.loads(message.payload)))
+            except aiomqtt.MqttError as err:
+                self.subscribed.clear()
+                self.refused = str(err)
+                await asyncio.sleep(0.02)
+
+    def qs(self) -> list[int]:
+        return [m["q"] for _, m in self.messages]
+
+    async def wait_for(self, count: int, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len({m["u"] for _, m in self.messages}) < count:
+            assert time.monotonic() < deadline, f"{self.username}: {len(self.messages)}/{count} received"
+            await asyncio.sleep(0.01)
+
+
+def assert_in_order(qs: list[int], first: int, last: int) -> int:
+    """Every q from first to last, none out of order; a repeat may only follow itself. Returns repeats."""
+    assert all(b >= a for a, b in zip(qs, qs[1:], strict=False)), f"out of order: {qs}"
+    assert sorted(set(qs)) == list(range(first, last + 1)), f"lost: {sorted(set(range(first, last + 1)) - set(qs))}"
+    return len(qs) - len(set(qs))

@@ -3,8 +3,6 @@ order, latency, broker restart, hub restart, the followers' ACL (revocation, new
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 import statistics
 import time
@@ -24,6 +22,8 @@ from hub_helpers import (
 )
 from mqtt_broker import (
     MosquittoProcess,
+    Subscriber,
+    assert_in_order,
     mqtt_identity,
     require_mosquitto,
     revoke,
@@ -35,54 +35,6 @@ from octobot_signals.hub.mqtt_runtime import MqttSettings
 from octobot_signals.hub.server import HubHandle, start_hub
 
 FAST_RETRY = {"backoff_base_s": 0.05, "backoff_cap_s": 0.5, "connect_timeout_s": 2.0, "publish_timeout_s": 2.0}
-
-
-class Subscriber:
-    """A follower-side MQTT client on the followers' listener; reconnects by itself (like the stock feed)."""
-
-    def __init__(self, port: int, username: str | None, topics: list[str], *, persistent: bool = False) -> None:
-        self.port = port
-        self.username = username
-        self.topics = topics
-        self.persistent = persistent  # a broker-side session that queues messages while reconnecting
-        self.messages: list[tuple[float, dict[str, Any]]] = []
-        self.subscribed = asyncio.Event()
-        self.refused: str | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                async with aiomqtt.Client("127.0.0.1", self.port, username=self.username,
-                                          identifier="CommunityMQTTFeed",  # the stock feed's fixed id
-                                          clean_session=not self.persistent, timeout=2) as client:
-                    for topic in self.topics:
-                        await client.subscribe(topic, qos=1)
-                    self.subscribed.set()
-                    async for message in client.messages:
-                        self.messages.append((time.time(), json.loads(message.payload)))
-            except aiomqtt.MqttError as err:
-                self.subscribed.clear()
-                self.refused = str(err)
-                await asyncio.sleep(0.02)
-
-    def qs(self) -> list[int]:
-        return [m["q"] for _, m in self.messages]
-
-    async def wait_for(self, count: int, timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while len({m["u"] for _, m in self.messages}) < count:
-            assert time.monotonic() < deadline, f"{self.username}: {len(self.messages)}/{count} received"
-            await asyncio.sleep(0.01)
 
 
 async def _hub_with_strategy(data: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -104,13 +56,6 @@ async def _start_hub(data: Path, out: Path, hub_port: int, **tuning: float) -> H
 def _percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
-
-
-def assert_in_order(qs: list[int], first: int, last: int) -> int:
-    """Every q from first to last, none out of order; a repeat may only follow itself. Returns repeats."""
-    assert all(b >= a for a, b in zip(qs, qs[1:], strict=False)), f"out of order: {qs}"
-    assert sorted(set(qs)) == list(range(first, last + 1)), f"lost: {sorted(set(range(first, last + 1)) - set(qs))}"
-    return len(qs) - len(set(qs))
 
 
 async def test_egress_order_latency_broker_restart_and_hub_restart(tmp_path: Path) -> None:
