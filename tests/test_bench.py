@@ -49,3 +49,21 @@ def test_bench_unusable_arguments_exit_2(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--followers" in proc.stderr
     proc = run_cli(["bench", "--samples", "0"], tmp_path, timeout=30)
     assert proc.returncode == 2 and "--samples" in proc.stderr
+
+
+def test_bench_mode_cpu_only_reports_each_bundle_type_with_and_without_history(tmp_path: Path) -> None:
+    proc = run_cli(["bench", "--json", "--mode-cpu-only", "--mode-samples", "5", "--history-links", "2000"],
+                   tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert set(result) == {"mode_cpu_ms"}
+    assert set(result["mode_cpu_ms"]) == {"links_0", "links_2000"}
+    for figures in result["mode_cpu_ms"].values():
+        assert set(figures) == {"limit_create", "limit_cancel", "market_with_stop_loss", "stop_loss_cancel"}
+        for figure in figures.values():
+            assert set(figure) == {"p50", "p99", "n", "wall_p50"}
+            assert figure["n"] == 5 and 0 < figure["p50"] <= figure["p99"] < 1000
+    assert "WARNING" not in proc.stdout  # every bundle was applied (created / cancelled), none skipped
+    assert list(tmp_path.iterdir()) == []  # the order map files are removed
+    proc = run_cli(["bench", "--mode-cpu-only", "--history-links", "-1"], tmp_path, timeout=30)
+    assert proc.returncode == 2 and "--history-links" in proc.stderr

@@ -103,3 +103,57 @@ async def test_a_map_without_a_file_saves_to_nowhere():
     order_map.mark_applied("u-1")
     await order_map.save()
     assert order_map._take_changes() == []
+
+
+class _NoScan(dict):
+    """A links dict that refuses to be walked: lookups and updates only."""
+
+    def _refuse(self, *args, **kwargs):
+        raise AssertionError("the order map scanned every link")
+
+    __iter__ = items = values = keys = _refuse  # type: ignore[assignment]
+
+
+def test_lookups_link_and_close_never_scan_the_history():
+    links = OrderMap()
+    for i in range(1000):
+        links.link(f"L{i}", OrderLink(f"l{i}", "BTC/USDT", "1", "1"))
+    links.links = _NoScan(links.links)
+    links.link("NEW", OrderLink("l-new", "BTC/USDT", "1", "1"))
+    assert links.local_id("L500") == "l500" and links.leader_id("l500") == "L500"
+    assert links.leader_id("l-new") == "NEW" and links.leader_id("someone-elses") is None
+    links.close("L500")
+    links.close("L500")  # twice: still one closed link
+    assert links.open_link_count() == 1000
+    links.update_quantities("L1", "2", None)
+
+
+async def test_local_id_index_and_state_survive_a_reload(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    first = OrderMap.load(path)
+    first.link("L1", OrderLink("local-1", "BTC/USDT", "1", "1"))
+    first.link("L2", OrderLink("local-2", "BTC/USDT", "1", "1"))
+    first.close("L2")
+    first.set_state("drawdown_peak", "2000")
+    await first.save(durable=False)  # the end-of-message commit: no fsync, still committed
+    first.close_storage()
+    second = OrderMap.load(path)
+    assert second.leader_id("local-1") == "L1" and second.leader_id("local-2") == "L2"
+    assert second.open_link_count() == 1 and second.state == {"drawdown_peak": "2000"}
+    indexes = {name for (name,) in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "links_by_local_order_id" in indexes
+    second.close_storage()
+
+
+async def test_closed_links_pruned_oldest_first_and_deleted_from_the_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(order_map_module, "_MAX_REMEMBERED_CLOSED", 2)
+    path = tmp_path / "map.sqlite3"
+    links = OrderMap.load(path)
+    for i in range(5):
+        links.link(f"L{i}", OrderLink(f"l{i}", "BTC/USDT", "1", "1"))
+        links.close(f"L{i}")
+    await links.save()
+    links.close_storage()
+    rows = sqlite3.connect(path).execute("SELECT leader_id FROM links ORDER BY leader_id").fetchall()
+    assert rows == [("L3",), ("L4",)]
+    assert OrderMap.load(path).leader_id("l0") is None

@@ -1,4 +1,5 @@
-"""`octobot-signals bench [--json]`: signal -> order latency, hub fan-out, catch-up, hub memory."""
+"""`octobot-signals bench [--json] [--mode-cpu]`: signal -> order latency, hub fan-out, catch-up, hub memory,
+and optionally the mode's CPU per bundle type with and without a long order map history."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,7 @@ from .replay import quiet_octobot_logs
 
 MAX_FOLLOWERS = 5000
 MAX_SAMPLES = 100000
+MAX_HISTORY_LINKS = 1_000_000
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,6 +25,14 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="signals missed by the catching-up follower (default 1000)")
     parser.add_argument("--rounds", type=int, default=0,
                         help="signals published per fan-out size (default: automatic, 50-200)")
+    parser.add_argument("--mode-cpu", action="store_true", dest="mode_cpu",
+                        help="also measure the mode's CPU per bundle type (JSON: mode_cpu_ms)")
+    parser.add_argument("--mode-cpu-only", action="store_true", dest="mode_cpu_only",
+                        help="measure only the mode's CPU per bundle type (no hub)")
+    parser.add_argument("--mode-samples", type=int, default=200, dest="mode_samples",
+                        help="rounds of the four bundle types for --mode-cpu (default 200)")
+    parser.add_argument("--history-links", type=int, default=100_000, dest="history_links",
+                        help="order map links of history for --mode-cpu's second run (default 100000)")
 
 
 def _followers(text: str) -> list[int]:
@@ -47,8 +57,14 @@ def bench_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--catch-up must be between 1 and {MAX_SAMPLES}, got {args.catch_up}")
     if not 0 <= args.rounds <= 10000:
         raise UsageError(f"--rounds must be between 0 and 10000, got {args.rounds}")
+    if not 1 <= args.mode_samples <= MAX_SAMPLES:
+        raise UsageError(f"--mode-samples must be between 1 and {MAX_SAMPLES}, got {args.mode_samples}")
+    if not 0 <= args.history_links <= MAX_HISTORY_LINKS:
+        raise UsageError(f"--history-links must be between 0 and {MAX_HISTORY_LINKS}, got {args.history_links}")
     options = BenchOptions(samples=args.samples, followers=_followers(args.followers), catch_up=args.catch_up,
-                           rounds=args.rounds)
+                           rounds=args.rounds, mode_cpu=args.mode_cpu or args.mode_cpu_only,
+                           mode_cpu_only=args.mode_cpu_only, mode_samples=args.mode_samples,
+                           history_links=args.history_links)
     quiet_octobot_logs()
     result = asyncio.run(run_bench(options, _write))
     for line in target_lines(result):

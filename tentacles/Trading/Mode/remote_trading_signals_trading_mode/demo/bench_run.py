@@ -17,6 +17,8 @@ from .bench_catchup import catch_up
 from .bench_fanout import fanout
 from .bench_hub import HubSubprocess
 from .bench_latency import signal_to_order
+from .bench_mode import describe as describe_mode_cpu
+from .bench_mode import mode_cpu
 
 FD_HEADROOM = 256
 TARGETS = {"signal_to_order_p99_ms": 5.0, "fanout_1000_p99_ms": 250.0, "catch_up_1000_s": 1.0}
@@ -28,6 +30,10 @@ class BenchOptions:
     followers: list[int] = field(default_factory=lambda: [10, 100, 1000])
     catch_up: int = 1000
     rounds: int = 0  # signals per fan-out size; 0 = automatic (more rounds for fewer followers)
+    mode_cpu: bool = False      # also measure the mode's CPU per bundle type
+    mode_cpu_only: bool = False  # ...and nothing else (no hub)
+    mode_samples: int = 200
+    history_links: int = 100_000
 
 
 def rounds_for(options: BenchOptions) -> Callable[[int], int]:
@@ -44,7 +50,21 @@ def raise_fd_limit(needed: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+async def run_mode_cpu(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
+    """{"links_0": ..., "links_<N>": ...}: the same bundles with an empty map and with N links of history."""
+    results: dict[str, Any] = {}
+    for links in sorted({0, options.history_links}):
+        write(f"mode CPU per bundle: {options.mode_samples} rounds, {links:,} links of history")
+        result = await mode_cpu(options.mode_samples, links, write)
+        for line in describe_mode_cpu(result):
+            write(line)
+        results[f"links_{links}"] = result["cpu_ms"]
+    return results
+
+
 async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
+    if options.mode_cpu_only:
+        return {"mode_cpu_ms": await run_mode_cpu(options, write)}
     raise_fd_limit(max(options.followers, default=0) * 2 + FD_HEADROOM)  # the child hub inherits it
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="octobot-signals-bench-") as tmp:
@@ -62,18 +82,23 @@ async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict
             catch_up_s = await catch_up(hub.base_url, hub.admin_token, options.catch_up, Path(tmp) / "catchup", write)
         finally:
             hub.stop()
-    write(f"bench done in {time.monotonic() - started:.1f} s")
-    return {
+    result: dict[str, Any] = {
         "signal_to_order_ms": latency,
         "fanout": fanout_results,
         "catch_up_1000_s": round(catch_up_s, 3),
         "rss_per_idle_follower_kb": None if rss_kb is None else round(rss_kb, 1),
     }
+    if options.mode_cpu:
+        result["mode_cpu_ms"] = await run_mode_cpu(options, write)
+    write(f"bench done in {time.monotonic() - started:.1f} s")
+    return result
 
 
 def target_lines(result: dict[str, Any]) -> list[str]:
     """Targets from issue 4, reported (never asserted)."""
-    lines = []
+    lines: list[str] = []
+    if "signal_to_order_ms" not in result:  # --mode-cpu-only: no target for these figures
+        return lines
     p99 = result["signal_to_order_ms"]["p99"]
     lines.append(_verdict("signal -> order p99", p99, TARGETS["signal_to_order_p99_ms"], "ms"))
     for entry in result["fanout"]:
