@@ -122,7 +122,9 @@ class MqttTables:
 
     def mqtt_readers_fingerprint(self) -> tuple[object, ...]:
         """Cheap to compute (counts and the public ids); changes whenever mqtt_readers() can change: a token
-        created or revoked, a membership added or removed, a strategy created or its visibility changed."""
+        created or revoked, a membership added, a strategy created or its visibility changed. Counts suffice
+        because the hub only ever adds tokens, memberships and strategies and revokes tokens (never un-revokes
+        or deletes); a future path that deletes a membership must extend this."""
         tokens = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(revoked), 0) FROM follower_tokens").fetchone()
         memberships = self._db.execute("SELECT COUNT(*) FROM memberships").fetchone()[0]
