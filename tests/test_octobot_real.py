@@ -75,9 +75,11 @@ def test_package_installs_and_octobot_imports_the_mode(venv: Path, bot: Bot) -> 
     assert "installed remote_trading_signals_trading_mode tentacle" in bot.install_output
     installed = bot.path / "tentacles" / "Trading" / "Mode" / "remote_trading_signals_trading_mode"
     # the nested subpackages are kept on install: the mode imports them
-    for relative in ("core/protocol.py", "follower/engine.py", "feed/__init__.py", "hub/__init__.py",
-                     "cli/main.py", "metadata.json", f"config/{MODE}.json", f"resources/{MODE}.md"):
+    for relative in ("core/protocol.py", "follower/engine.py", "feed/__init__.py", "feed/bridge.py",
+                     "metadata.json", f"config/{MODE}.json", f"resources/{MODE}.md"):
         assert (installed / relative).is_file(), relative
+    for pip_only in ("hub", "cli", "demo"):  # the hub, the CLI and the demo stay pip-side
+        assert not (installed / pip_only).exists(), pip_only
     assert not list(installed.rglob("*.pyc"))  # nothing compiled was shipped
 
     probe = support.last_json_line(support.run([support.python_of(venv), support.HERE / "probe_mode.py"],

@@ -6,6 +6,7 @@ arguments, through the real command.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -42,15 +43,81 @@ def test_layout_holds_what_the_mode_needs(tmp_path: Path) -> None:
     shipped = {name[len(ROOT):] for name in members if name.startswith(ROOT)}
     for required in ("__init__.py", "metadata.json", f"config/{MODE}.json", f"resources/{MODE}.md",
                      "remote_trading_signals_trading_mode.py",
-                     "core/__init__.py", "core/profile_zip.py", "core/settings.py", "core/signal_schema.py",
+                     "core/__init__.py", "core/settings.py", "core/signal_schema.py",
                      "core/sizing.py", "core/protocol.py",
                      "follower/__init__.py", "follower/engine.py", "follower/order_map.py", "follower/order_lookup.py",
                      "follower/order_builder.py", "follower/exchange_view.py", "follower/journal.py",
                      "feed/__init__.py", "feed/bridge.py", "feed/subscription.py", "feed/follower_client.py",
                      "feed/publisher_client.py", "feed/outbox.py", "feed/durable_sqlite.py",
-                     "hub/__init__.py", "hub/server.py", "hub/store.py", "cli/__init__.py", "cli/main.py"):
+                     "follower/harness.py", "follower/sim_exchange.py", "follower/symbol_map.py",
+                     "remote_trading_signals_trading.py", "tests/__init__.py",
+                     "tests/test_remote_trading_signals_trading_consumer.py",
+                     "tests/test_remote_trading_signals_trading_producer.py"):
         assert required in shipped, required
     assert not [name for name in members if "__pycache__" in name or name.endswith((".pyc", ".pyo"))]
+
+
+def test_the_zip_holds_only_what_a_bot_runs(tmp_path: Path) -> None:
+    """The hub, the command line and the demo/benchmarks stay in the pip-installed project."""
+    members = names(build_package(tmp_path))
+    shipped = sorted(name[len(ROOT):] for name in members if name.startswith(ROOT))
+    folders = {name.split("/")[0] for name in shipped if "/" in name}
+    assert folders == {"config", "core", "feed", "follower", "resources", "tests"}
+    assert sorted(name for name in shipped if "/" not in name) == [
+        "__init__.py", "metadata.json", "remote_trading_signals_trading.py", "remote_trading_signals_trading_mode.py",
+    ]
+    # and nothing of the pip-only tools slipped in under another name
+    for name in shipped:
+        assert not name.startswith(("hub/", "cli/", "demo/")), name
+    assert not [name for name in members if not name.startswith((ROOT, "reference_tentacles/profiles/"))]
+
+
+def _relative_imports(source: str, module: str) -> set[tuple[str, str]]:
+    """(package or module, imported name) for each relative import of a module, lazy imports included."""
+    import ast
+
+    package = module.split(".")[:-1]
+    found: set[tuple[str, str]] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = ".".join(package[: len(package) - (node.level - 1)])
+            target = ".".join(part for part in (base, node.module or "") if part)
+            found.update((target, alias.name) for alias in node.names)
+    return found
+
+
+def unresolved_imports(sources: dict[str, str]) -> list[tuple[str, str]]:
+    """Relative imports of the shipped modules that name nothing shipped: what would fail in a bot."""
+    modules = {name[:-3].replace("/", ".").removesuffix(".__init__").removesuffix("__init__"): source
+               for name, source in sources.items()}
+    missing = []
+    for name, source in sources.items():
+        module = name[:-3].replace("/", ".")
+        for target, imported in _relative_imports(source, module):
+            submodule = f"{target}.{imported}".strip(".")
+            if submodule in modules:
+                continue  # `from . import engine`, `from ..core import sizing`
+            if target in modules and imported in modules[target]:
+                continue  # `from .order_map import OrderMap`: a name the shipped module (or package) defines
+            missing.append((name, submodule))
+    return missing
+
+
+def test_every_module_the_shipped_code_imports_is_shipped(tmp_path: Path) -> None:
+    with zipfile.ZipFile(build_package(tmp_path)) as archive:
+        sources = {name[len(ROOT):]: archive.read(name).decode() for name in archive.namelist()
+                   if name.startswith(ROOT) and name.endswith(".py")}
+    assert unresolved_imports(sources) == []
+    # a bot has no `octobot_signals` package: the shipped code reaches its parts relatively only
+    assert [name for name, source in sources.items() if re.search(r"^\s*(from|import) octobot_signals\b", source,
+                                                                   re.MULTILINE)] == []
+    # the check sees through lazy imports: the mode's live subscription, a hub module would be caught
+    assert ("feed.subscription", "subscribe_mode") in _relative_imports(
+        sources["remote_trading_signals_trading_mode.py"], "remote_trading_signals_trading_mode")
+    assert unresolved_imports({**sources, "feed/extra.py": "def f():\n    from ..hub import server\n"}) == [
+        ("feed/extra.py", "hub.server")]
+    assert unresolved_imports({**sources, "feed/extra.py": "from ..core import not_shipped\n"}) == [
+        ("feed/extra.py", "core.not_shipped")]
 
 
 def test_a_tentacle_folder_ships_its_files_and_no_caches(tmp_path: Path) -> None:

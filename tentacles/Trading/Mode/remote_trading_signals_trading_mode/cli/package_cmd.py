@@ -2,9 +2,11 @@
 
 Layout (what octobot-tentacles-manager extracts: members under `reference_tentacles/<type>/...`
 or `reference_tentacles/profiles/...`, everything else is ignored):
-    reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/   the whole package
-        folder, subpackages (core/, feed/, follower/, hub/, cli/) included: the tentacles manager
-        copies a tentacle folder recursively, so they are kept on install
+    reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/   what a bot runs: the
+        mode, the subpackages it imports (core/, feed/, follower/: the tentacles manager copies a
+        tentacle folder recursively, so they are kept on install), config/, resources/ and the
+        tentacle's tests/ (they replace the stock mode's files of the same folder, see cli/doctor.py).
+        hub/, cli/ and demo/ stay in the pip-installed project: a bot never imports them.
     reference_tentacles/profiles/octobot_signals_copy_trading/                the ready profile
     reference_tentacles/profiles/default/        only with --default-profile (a bare OctoBot
         without OctoBot-Tentacles has no default profile and needs one to start)
@@ -26,6 +28,8 @@ TENTACLE_TYPE_PATH = ("Trading", "Mode")
 ARCHIVE_ROOT = "reference_tentacles"
 _SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
+# the strategy hub, the command line and the demo/benchmarks: pip-side tools, never imported by a bot
+PIP_ONLY_DIRS = frozenset({"hub", "cli", "demo"})
 # Fixed timestamps: the same sources always give the same zip bytes.
 _ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
@@ -47,10 +51,13 @@ def package_version(folder: Path) -> str:
 
 
 def iter_package_files(folder: Path) -> Iterator[tuple[Path, str]]:
-    """(file, path relative to the tentacle folder) for every shipped file, sorted, caches excluded."""
+    """(file, path relative to the tentacle folder) for every shipped file, sorted; caches and the
+    pip-only top-level folders excluded."""
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if any(part in _SKIPPED_DIRS for part in relative.parts) or not path.is_file():
+            continue
+        if len(relative.parts) > 1 and relative.parts[0] in PIP_ONLY_DIRS:
             continue
         if path.name.endswith(_SKIPPED_SUFFIXES):
             continue
