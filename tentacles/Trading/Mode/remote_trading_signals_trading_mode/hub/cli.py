@@ -8,12 +8,21 @@ from pathlib import Path
 from .limits import LimitSettings
 from .mqtt_cli import add_mqtt_hub_arguments, mqtt_settings_from_args
 from .server import ADMIN_TOKEN_ENV, run_hub
+from .store import is_postgresql_url
 
 
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 = any free port)")
     parser.add_argument("--data", required=True, type=Path, help="data directory (SQLite journal, tokens)")
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="postgresql://user@host/db: keep everything in PostgreSQL, shared by several hub replicas "
+        "(default: the SQLite file in --data). Put the password in $PGPASSWORD or ~/.pgpass rather than "
+        "in the URL; it is never logged",
+    )
     parser.add_argument(
         "--public-url",
         default=None,
@@ -60,9 +69,12 @@ def hub_command(args: argparse.Namespace) -> int:
     except ValueError as err:  # a bad --mqtt-egress / --mosquitto-dir, named in the message
         print(err, file=sys.stderr)
         return 2
+    if args.store is not None and not is_postgresql_url(args.store):
+        print("--store must be a postgresql:// URL (omit it for the SQLite file in --data)", file=sys.stderr)
+        return 2
     try:
         run_hub(args.host, args.port, args.data, public_url=args.public_url, signup=args.signup, mqtt=mqtt,
-                limits=limits)
+                limits=limits, store_url=args.store)
     except OSError as err:
         print(f"hub failed to start: {err}", file=sys.stderr)
         return 1

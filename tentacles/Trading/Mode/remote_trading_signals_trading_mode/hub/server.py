@@ -10,6 +10,7 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -23,6 +24,9 @@ from .store import AsyncStore
 from .web.app import page_middleware, setup_web
 from .web.context import SIGNUP_MODES, SignupMode
 from .ws import cable_handler
+
+if TYPE_CHECKING:
+    from .store_pg_replicas import ReplicaSync
 
 logger = logging.getLogger("octobot_signals.hub")
 
@@ -40,6 +44,7 @@ class HubHandle:
     _runner: web.AppRunner = field(repr=False)
     _stopped: bool = False
     mqtt: MqttRuntime | None = field(default=None, repr=False)  # --mqtt-egress / --mosquitto-dir
+    replicas: ReplicaSync | None = field(default=None, repr=False)  # --store postgresql://: LISTEN + poll
 
     @property
     def base_url(self) -> str:
@@ -59,6 +64,8 @@ class HubHandle:
         await self._runner.cleanup()
         if self.mqtt is not None:  # after the last publish, before the store closes (it saves its position)
             await self.mqtt.stop()
+        if self.replicas is not None:
+            await self.replicas.stop()
         await self.state.store.close()
         logger.info("hub stopped")
 
@@ -92,6 +99,7 @@ async def start_hub(
     signup: SignupMode = "invite",
     mqtt: MqttSettings | None = None,
     limits: LimitSettings | None = None,
+    store_url: str | None = None,
 ) -> HubHandle:
     """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir.
 
@@ -99,14 +107,17 @@ async def start_hub(
     signup: how people get an account on the web pages: "open", "invite" (an operator's code) or "closed".
     mqtt: the MQTT egress for stock OctoBot followers and the Mosquitto ACL sync (off when None).
     limits: connections per follower token, publishes per strategy per minute, failed auths per address.
+    store_url: a postgresql:// URL: the state lives there, shared with other hub replicas (default: the
+    SQLite file in data_dir, which still holds web.key either way).
     """
     if signup not in SIGNUP_MODES:
         raise ValueError(f"signup must be one of {SIGNUP_MODES}, got {signup!r}")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    store = AsyncStore(data_dir)
+    store = AsyncStore(data_dir, store_url)
     await store.open()
     mqtt_runtime: MqttRuntime | None = None
+    replicas: ReplicaSync | None = None
     try:
         admin_hash, admin_plain = await _resolve_admin_token(store, admin_token)
         strategies = await store.run(lambda db: db.load_strategies())
@@ -119,6 +130,10 @@ async def start_hub(
         add_routes(app)
         if mqtt is not None:
             mqtt_runtime = await start_mqtt(app, state, mqtt)
+        if store.shared:  # after the MQTT egress's fan-out: the cross-replica one feeds it too
+            from .store_pg_replicas import start_replicas
+
+            replicas = await start_replicas(state)
         setup_web(app, data_dir, signup, secure_cookies=(public_url or "").lower().startswith("https://"))
         app.router.add_get(protocol.WS_PATH, cable_handler)
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
@@ -128,22 +143,34 @@ async def start_hub(
     except BaseException:
         if mqtt_runtime is not None:
             await mqtt_runtime.stop()
+        if replicas is not None:
+            await replicas.stop()
         await store.close()
         raise
     bound_port = port
     server = site._server  # aiohttp exposes the bound sockets only through the server object
     if server is not None and getattr(server, "sockets", None):
         bound_port = server.sockets[0].getsockname()[1]
-    handle = HubHandle(host, bound_port, data_dir, admin_plain, state, runner, mqtt=mqtt_runtime)
+    handle = HubHandle(host, bound_port, data_dir, admin_plain, state, runner, mqtt=mqtt_runtime, replicas=replicas)
     state.hub_url = (public_url or handle.base_url).rstrip("/")
-    logger.info("hub listening on %s (data in %s, %d strategies)", handle.base_url, data_dir, len(strategies))
+    logger.info("hub listening on %s (data in %s, store %s, %d strategies)", handle.base_url, data_dir,
+                _store_label(store_url), len(strategies))
     return handle
+
+
+def _store_label(store_url: str | None) -> str:
+    if store_url is None:
+        return "sqlite"
+    from .store_pg_conn import redact_url  # the password never reaches a log
+
+    return redact_url(store_url)
 
 
 async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
                         signup: SignupMode = "invite", mqtt: MqttSettings | None = None,
-                        limits: LimitSettings | None = None) -> None:
-    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup, mqtt=mqtt, limits=limits)
+                        limits: LimitSettings | None = None, store_url: str | None = None) -> None:
+    handle = await start_hub(host, port, data_dir, public_url=public_url, signup=signup, mqtt=mqtt, limits=limits,
+                             store_url=store_url)
     print(f"octobot-signals hub listening on {handle.base_url} (ws {handle.ws_url})", flush=True)
     print(f"hub pages: {handle.state.hub_url}/ (sign-ups: {signup}; operator: {handle.state.hub_url}/operator/login)",
           flush=True)
@@ -160,8 +187,8 @@ async def serve_forever(host: str, port: int, data_dir: Path | str, public_url: 
 
 def run_hub(host: str, port: int, data_dir: Path | str, public_url: str | None = None,
             signup: SignupMode = "invite", mqtt: MqttSettings | None = None,
-            limits: LimitSettings | None = None) -> None:
+            limits: LimitSettings | None = None, store_url: str | None = None) -> None:
     """Blocking: run a hub until SIGINT/SIGTERM."""
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(serve_forever(host, port, data_dir, public_url, signup, mqtt, limits))
+    asyncio.run(serve_forever(host, port, data_dir, public_url, signup, mqtt, limits, store_url))

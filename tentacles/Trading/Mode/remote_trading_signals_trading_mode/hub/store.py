@@ -1,9 +1,13 @@
-"""The hub's durable state in SQLite: strategies, tokens, capabilities and the signal journal.
+"""The hub's durable state: strategies, tokens, capabilities, the web front's and MQTT tables, the journal.
 
-`SqliteStore` is synchronous and owned by ONE dedicated thread (`AsyncStore` wraps it in a
-single-worker executor), so the event loop never blocks on disk and SQLite sees a single
-writer. The journal runs in WAL mode with synchronous=FULL: once `append` returns, the
-message survives a `kill -9` or a power cut, which is why the hub only acks after it.
+One interface (`StoreTables`, synchronous), two implementations: `SqliteStore` here (the embedded
+default, one file in --data) and `store_pg.PgStore` (`--store postgresql://...`, several hub replicas
+on one database). Either is owned by ONE dedicated thread (`AsyncStore` wraps it in a single-worker
+executor), so the event loop never blocks on disk or on the database, and callers keep the one
+`await store.run(lambda db: db.method(...))` pattern whichever engine runs.
+
+SQLite: the journal runs in WAL mode with synchronous=FULL: once `append` returns, the message
+survives a `kill -9` or a power cut, which is why the hub only acks after it.
 """
 from __future__ import annotations
 
@@ -162,21 +166,17 @@ class DuplicateStrategy(Exception):
     pass
 
 
-class SqliteStore(WebTables, MqttTables):
-    """Synchronous store; call only from the AsyncStore thread."""
+class StoreTables(WebTables, MqttTables):
+    """The store's synchronous interface, shared by both implementations: SqliteStore (below) and
+    store_pg.PgStore, whose `_db` speaks this SQL to PostgreSQL. Call only from the AsyncStore thread."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
-        self.migrate_web()  # the web front's tables and columns (additive)
-        self.migrate_mqtt()  # the MQTT egress position and follower usernames (additive)
+    _db: Any
 
     def close(self) -> None:
         self._db.close()
+
+    def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult:
+        raise NotImplementedError  # each engine has its own gap-free way to take the next q
 
     # -- meta
     def get_meta(self, key: str) -> str | None:
@@ -274,31 +274,6 @@ class SqliteStore(WebTables, MqttTables):
         return Capability(row[0], row[1], row[2], row[3])
 
     # -- journal
-    def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult:
-        # One IMMEDIATE transaction: the existing-u check and the next q are read under the
-        # write lock, so q stays gapless and unique even if another process shares the file.
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            row = self._db.execute("SELECT q FROM journal WHERE strategy_id=? AND u=?", (strategy_id, u)).fetchone()
-            if row is not None:
-                return AppendResult(row[0], False)
-            q = self._db.execute(
-                "SELECT COALESCE(MAX(q), 0) + 1 FROM journal WHERE strategy_id=?", (strategy_id,)
-            ).fetchone()[0]
-            self._db.execute(
-                "INSERT INTO journal VALUES(?,?,?,?,?,?,?)",
-                (
-                    strategy_id,
-                    q,
-                    u,
-                    protocol.canonical_json(d).decode(),
-                    protocol.canonical_json(s).decode("utf-8"),
-                    g,
-                    time.time(),
-                ),
-            )
-        return AppendResult(q, True)
-
     def read_after(self, strategy_id: str, after_q: int, limit: int) -> list[JournalEntry]:
         rows = self._db.execute(
             "SELECT q, u, d, s, g FROM journal WHERE strategy_id=? AND q>? ORDER BY q LIMIT ?",
@@ -340,16 +315,75 @@ class SqliteStore(WebTables, MqttTables):
         ).fetchone()[0]
 
 
-class AsyncStore:
-    """Runs every SqliteStore call on one dedicated thread, never on the event loop."""
+class SqliteStore(StoreTables):
+    """The embedded default: one SQLite file (WAL, synchronous=FULL)."""
 
-    def __init__(self, data_dir: Path) -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-sqlite")
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+        self.migrate_web()  # the web front's tables and columns (additive)
+        self.migrate_mqtt()  # the MQTT egress position and follower usernames (additive)
+
+    def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult:
+        # One IMMEDIATE transaction: the existing-u check and the next q are read under the
+        # write lock, so q stays gapless and unique even if another process shares the file.
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT q FROM journal WHERE strategy_id=? AND u=?", (strategy_id, u)).fetchone()
+            if row is not None:
+                return AppendResult(row[0], False)
+            q = self._db.execute(
+                "SELECT COALESCE(MAX(q), 0) + 1 FROM journal WHERE strategy_id=?", (strategy_id,)
+            ).fetchone()[0]
+            self._db.execute(
+                "INSERT INTO journal VALUES(?,?,?,?,?,?,?)",
+                (
+                    strategy_id,
+                    q,
+                    u,
+                    protocol.canonical_json(d).decode(),
+                    protocol.canonical_json(s).decode("utf-8"),
+                    g,
+                    time.time(),
+                ),
+            )
+        return AppendResult(q, True)
+
+
+def is_postgresql_url(url: str | None) -> bool:
+    return bool(url) and str(url).lower().startswith(("postgresql://", "postgres://"))
+
+
+class AsyncStore:
+    """Runs every store call on one dedicated thread, never on the event loop.
+
+    The store is the SQLite file in data_dir (the embedded default), or PostgreSQL when `url` is a
+    postgresql:// URL (store_pg.PgStore, imported only then). Both meet the same StoreTables interface.
+    """
+
+    def __init__(self, data_dir: Path, url: str | None = None, *, migrate: bool = True) -> None:
+        if url is not None and not is_postgresql_url(url):
+            raise ValueError("the store must be a postgresql:// URL (or omitted: the SQLite file in --data)")
+        self.url = url
+        self.shared = url is not None  # other hub processes (replicas) write the same database
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-pg" if url else "hub-sqlite")
         self._path = data_dir / DB_FILE
-        self._sync: SqliteStore | None = None
+        self._migrate = migrate
+        self._sync: StoreTables | None = None
 
     async def open(self) -> None:
-        self._sync = await self._call(lambda: SqliteStore(self._path))
+        self._sync = await self._call(self._open_sync)
+
+    def _open_sync(self) -> StoreTables:
+        if self.url is None:
+            return SqliteStore(self._path)
+        from .store_pg import PgStore  # psycopg is loaded only by a hub that uses PostgreSQL
+
+        return PgStore(self.url, migrate=self._migrate)
 
     async def close(self) -> None:
         if self._sync is not None:
@@ -361,7 +395,7 @@ class AsyncStore:
     async def _call(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
-    async def run(self, fn: Callable[[SqliteStore], T]) -> T:
+    async def run(self, fn: Callable[[Any], T]) -> T:
         if self._sync is None:
             raise RuntimeError("store is closed")
         sync = self._sync

@@ -1,0 +1,172 @@
+"""A PostgreSQL connection that runs the store's shared SQL (written for SQLite) unchanged.
+
+`StoreTables` and its mixins (web/tables.py, mqtt_tables.py) are written against sqlite3's
+connection: `?` placeholders, `with db:` transactions opened by an explicit `BEGIN`, `BEGIN
+IMMEDIATE` for read-then-write transactions, `INSERT OR IGNORE`, and `sqlite3.IntegrityError` for a
+duplicate. `PgConnection` gives PostgreSQL those same semantics, so both engines run one copy of
+each query (a rule written twice drifts); statements whose meaning differs are overridden in
+store_pg.PgStore instead of translated here.
+
+- `?` -> `%s` (the shared SQL holds no other `%` or `?`).
+- `BEGIN IMMEDIATE` -> `BEGIN` plus a transaction-scoped advisory lock: SQLite's IMMEDIATE takes the
+  database's one write lock, and the read-then-write transactions using it (an invitation spent once,
+  a subscription created once) rely on that across replicas too. They are rare web-front writes; the
+  journal never takes this lock (it locks its own per-strategy head row).
+- `INSERT OR IGNORE ...` -> `INSERT ... ON CONFLICT DO NOTHING`.
+- psycopg's IntegrityError is raised as sqlite3.IntegrityError, the one class the shared code catches.
+- Nested `with db:` blocks join the outer transaction (PgStore's overrides may run inside one).
+
+A broken connection (server restart, failover) is replaced at the next call, outside a transaction,
+with a bounded jittered backoff; the call that saw it fails (a publish then gets a retryable nack, and
+a re-sent `u` returns its first q). Every wait has a bound: connect_timeout, statement_timeout,
+idle_in_transaction_session_timeout.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import random
+import re
+import sqlite3
+import time
+import urllib.parse
+from typing import Any
+
+import psycopg
+from psycopg import pq
+
+logger = logging.getLogger("octobot_signals.hub.store_pg")
+
+CONNECT_TIMEOUT_S = 10
+RECONNECT_ATTEMPTS = 5
+RECONNECT_BASE_S = 0.2
+RECONNECT_CAP_S = 2.0
+# no statement may hold the store's thread longer (a head-row lock wait included); the caller sees an error
+SESSION_OPTIONS = "-c statement_timeout=15000 -c idle_in_transaction_session_timeout=30000"
+IMMEDIATE_LOCK_KEY = 0x6F736967_0001  # "osig" + 1: the one lock standing for SQLite's database write lock
+_INSERT_OR_IGNORE = re.compile(r"^\s*INSERT OR IGNORE INTO", re.IGNORECASE)
+
+
+class StoreUnavailable(ConnectionError):
+    """The database cannot be reached (an OSError: the CLI reports it as a failed start)."""
+
+
+def redact_url(url: str) -> str:
+    """The URL as it may appear in a log: never its password (nor a password= query parameter)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "postgresql://(unparseable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{host}" if ":" in userinfo else f"{user}@{host}"
+    query = urllib.parse.urlencode(
+        [(k, "***" if k.lower() == "password" else v) for k, v in urllib.parse.parse_qsl(parts.query)])
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+@functools.lru_cache(maxsize=512)
+def translate(sql: str) -> str:
+    """The shared (SQLite) SQL for PostgreSQL; see the module docstring for the few rewrites."""
+    if _INSERT_OR_IGNORE.match(sql):
+        sql = _INSERT_OR_IGNORE.sub("INSERT INTO", sql, count=1).rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
+    if sql.lstrip().upper().startswith("PRAGMA"):
+        raise NotImplementedError(f"a PRAGMA reached PostgreSQL: override its method in PgStore ({sql[:40]!r})")
+    return sql.replace("?", "%s")
+
+
+def connect(url: str) -> psycopg.Connection[Any]:
+    # autocommit: a statement outside `with db:` commits alone, as with sqlite3's isolation_level=None
+    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS)
+
+
+class PgConnection:
+    """sqlite3.Connection's surface the store uses (execute, executescript, `with`, close) on psycopg."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[Any] | None = None
+        self._depth = 0  # nesting of `with db:` blocks
+        self._reconnect()
+
+    # -- connection management
+    def _reconnect(self) -> None:
+        last: Exception | None = None
+        for attempt in range(RECONNECT_ATTEMPTS):
+            try:
+                self._conn = connect(self._url)
+                return
+            except psycopg.OperationalError as err:
+                last = err
+                # full jitter: replicas reconnecting after a failover do not hit the new primary together
+                time.sleep(random.uniform(0, min(RECONNECT_CAP_S, RECONNECT_BASE_S * 2 ** attempt)))
+        # the message names the redacted URL only: a DSN password never reaches a log or a terminal
+        raise StoreUnavailable(f"PostgreSQL unreachable at {redact_url(self._url)} after {RECONNECT_ATTEMPTS} "
+                               f"attempts ({type(last).__name__})") from None
+
+    def _live(self) -> psycopg.Connection[Any]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.broken:
+            if self._depth:
+                raise psycopg.OperationalError("connection lost inside a transaction")
+            logger.warning("PostgreSQL connection lost: reconnecting to %s", redact_url(self._url))
+            self._reconnect()
+            conn = self._conn
+        assert conn is not None
+        return conn
+
+    @property
+    def in_transaction(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    # -- statements
+    def execute(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
+        """The shared SQL, translated; `BEGIN` inside an open transaction joins it."""
+        head = sql.strip().upper()
+        if head in ("BEGIN", "BEGIN IMMEDIATE"):
+            return self._begin(immediate=head == "BEGIN IMMEDIATE")
+        return self.pg(translate(sql), params or None)
+
+    def pg(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
+        """PostgreSQL's own SQL (`%s` placeholders), for PgStore's overrides."""
+        try:
+            return self._live().execute(sql, params)
+        except psycopg.IntegrityError as err:
+            raise sqlite3.IntegrityError(str(err).splitlines()[0]) from err
+
+    def _begin(self, *, immediate: bool) -> psycopg.Cursor[Any]:
+        conn = self._live()
+        if not self.in_transaction:
+            conn.execute("BEGIN")
+        if immediate:
+            return conn.execute("SELECT pg_advisory_xact_lock(%s)", (IMMEDIATE_LOCK_KEY,))
+        return conn.execute("SELECT 1")
+
+    def executescript(self, script: str) -> None:
+        self._live().execute(script)  # no parameters: the simple protocol runs several statements
+
+    # -- `with db:` = one transaction (commit on success, rollback on error), joined when nested
+    def __enter__(self) -> PgConnection:
+        self._depth += 1
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._depth -= 1
+        if self._depth or not self.in_transaction:
+            return
+        conn = self._conn
+        assert conn is not None
+        if exc_type is None:
+            conn.execute("COMMIT")
+        elif not conn.broken:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:  # keep the original error; a dead link is replaced at the next call
+                logger.warning("ROLLBACK failed; the connection will be replaced")
