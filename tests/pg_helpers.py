@@ -4,6 +4,9 @@
 
     with PgServer() as server:
         url = server.create_database("t1")     # postgresql://postgres@/t1?host=/tmp/pg...&port=5432
+
+The `pg_server` (session) and `store_url` (parametrized: sqlite, postgresql) fixtures are imported by
+the test modules that run the same contract on both stores: `from pg_helpers import pg_server, store_url`.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -67,10 +71,6 @@ class PgServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://{PG_USER}@/{database}?host={self.socket_dir}&port={PORT}"
 
-    def psql(self, sql: str, database: str = "postgres") -> str:
-        return _as_postgres(str(PG_BIN.parent / "bin" / "psql") if (PG_BIN / "psql").exists() else "psql",
-                            "-h", str(self.socket_dir), "-p", str(PORT), "-d", database, "-Atc", sql).stdout
-
     def create_database(self, name: str | None = None) -> str:
         import psycopg
 
@@ -92,3 +92,31 @@ class PgServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def require_pg() -> None:
+    """Skip where PostgreSQL cannot run, except in CI, where a missing server is a failure (.ci/postgres.sh)."""
+    reason = pg_available()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    require_pg()
+    server = PgServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str | None:
+    """None (the SQLite file in the hub's data dir) or a fresh PostgreSQL database: the same tests run on both."""
+    if request.param == "sqlite":
+        return None
+    server: PgServer = request.getfixturevalue("pg_server")
+    return server.create_database()
