@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..core import risk
 from ..core import settings as settings_module
-from ..core import sizing
 from ..follower import journal as journal_module
 from ..follower.harness import follower_on_sim_exchange, trading_config_with
 from ..follower.order_builder import describe
@@ -49,7 +49,7 @@ def _scan_journal(lines: list[journal_module.JournalLine], mapping: tuple[tuple[
         for content in _contents(line.raw):
             symbol, price = content.get("symbol"), content.get("current") or content.get("limit_price")
             if isinstance(symbol, str):
-                symbol = sizing.map_symbol(symbol, mapping)
+                symbol = risk.map_symbol(symbol, mapping)
             if isinstance(symbol, str) and symbol not in prices and _positive(price):
                 prices[symbol] = Decimal(str(price))
     return prices
@@ -125,7 +125,7 @@ async def _follow_leader_price(harness: Any, line: journal_module.JournalLine,
         harness.sim.exchange_manager.backtesting.time_manager.current_timestamp = float(line.d)
     for content in _contents(line.raw):
         symbol, price = content.get("symbol"), content.get("current")
-        symbol = sizing.map_symbol(symbol, mapping) if isinstance(symbol, str) else symbol
+        symbol = risk.map_symbol(symbol, mapping) if isinstance(symbol, str) else symbol
         if symbol in symbols and _positive(price):
             await harness.sim.move_price(symbol, Decimal(str(price)))
 

@@ -20,7 +20,7 @@ from typing import Any
 import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 
-from ..core import protocol, sizing
+from ..core import protocol, risk, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
 from . import exchange_view, order_builder, order_lookup, symbol_map
@@ -180,10 +180,10 @@ class FollowerEngine:
             if deviation is not None:
                 self._skip_tree(ctx, signal, deviation.reason)
                 return
-        risk = None
+        view = None
         if self.settings.max_exposure_percent > 0 or self.settings.max_open_copies > 0:
-            risk = exchange_view.risk_view(self.exchange_manager, signal.symbol, self._is_copy)
-        plan = self._size(signal, my_price, limits, risk=risk)
+            view = exchange_view.risk_view(self.exchange_manager, signal.symbol, self._is_copy)
+        plan = self._size(signal, my_price, limits, view=view)
         if isinstance(plan, sizing.Skip):
             self._skip_tree(ctx, signal, plan.reason)
             return
@@ -204,37 +204,37 @@ class FollowerEngine:
 
     def _size(self, signal: schema.OrderSignal, my_price: Decimal, limits: sizing.MarketLimits,
               share: schema.Share | None = None, holdings: sizing.Holdings | None = None,
-              risk: sizing.RiskView | None = None,
+              view: risk.RiskView | None = None,
               ) -> sizing.OrderPlan | sizing.Skip:
         return sizing.size_entry(
             signal, holdings or exchange_view.holdings(self.exchange_manager, signal.symbol), my_price, limits,
             self.settings, self.exchange_type,
             futures_max_size=exchange_view.futures_max_size(self.exchange_manager, signal.symbol, my_price),
-            share=share, risk=risk,
+            share=share, risk=view,
         )
 
     # ---- risk controls -------------------------------------------------------------------
     def _risk_refusal(self, signal: schema.OrderSignal) -> sizing.Skip | None:
         """pair_filter (any new copy) and the drawdown stop (entries): the controls that refuse before sizing."""
-        filtered = sizing.pair_filter_skip(self._leader_symbol(signal.symbol), signal.symbol, self.settings)
+        filtered = risk.pair_filter_skip(self._leader_symbol(signal.symbol), signal.symbol, self.settings)
         if filtered is not None:
             return filtered
         if sizing.is_entry(signal, self.exchange_type):
-            return sizing.drawdown_skip(self._drawdown_state(), self.settings)
+            return risk.drawdown_skip(self._drawdown_state(), self.settings)
         return None
 
     def _leader_symbol(self, my_symbol: str) -> str:
         """Undo quote_mapping: the pair as the leader named it (pair_filter accepts either name)."""
         inverse = tuple((mine, leader) for leader, mine in self.settings.quote_mapping)
-        return sizing.map_symbol(my_symbol, inverse)
+        return risk.map_symbol(my_symbol, inverse)
 
     def _is_copy(self, local_order_id: str) -> bool:
         return self.order_map.leader_id(local_order_id) is not None
 
-    def _drawdown_state(self) -> sizing.DrawdownState:
+    def _drawdown_state(self) -> risk.DrawdownState:
         state = self.order_map.state
         peak, stopped_at = state.get("drawdown_peak"), state.get("drawdown_stopped_at")
-        return sizing.DrawdownState(
+        return risk.DrawdownState(
             peak=Decimal(peak) if peak else None, stopped_at=Decimal(stopped_at) if stopped_at else None,
             reset=int(state.get("drawdown_reset", "0")),
         )
@@ -244,7 +244,7 @@ class FollowerEngine:
         currency = exchange_view.reference_market(self.exchange_manager)
         value = exchange_view.portfolio_value(self.exchange_manager, currency)
         before = self._drawdown_state()
-        after, message = sizing.update_drawdown(before, value, self.settings)
+        after, message = risk.update_drawdown(before, value, self.settings)
         if after != before:
             for key, item in zip(_DRAWDOWN_KEYS, (after.peak, after.stopped_at, after.reset), strict=True):
                 self.order_map.set_state(key, "" if item is None else str(item))

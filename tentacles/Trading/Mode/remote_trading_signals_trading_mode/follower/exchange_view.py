@@ -9,7 +9,7 @@ import octobot_commons.constants as commons_constants
 import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 
-from ..core import sizing
+from ..core import risk, sizing
 
 Decimal = decimal.Decimal
 
@@ -141,7 +141,7 @@ def _futures_exposure(exchange_manager: Any) -> Decimal:
     return exposure
 
 
-def risk_view(exchange_manager: Any, symbol: str, is_copy: Callable[[str], bool]) -> sizing.RiskView:
+def risk_view(exchange_manager: Any, symbol: str, is_copy: Callable[[str], bool]) -> risk.RiskView:
     """The portfolio as the entry risk controls see it, in `symbol`'s quote currency."""
     _, quote = split_symbol(symbol)
     value = portfolio_value(exchange_manager, quote)
@@ -151,4 +151,4 @@ def risk_view(exchange_manager: Any, symbol: str, is_copy: Callable[[str], bool]
         quote_holding = exchange_manager.exchange_personal_data.portfolio_manager.portfolio.get_currency_portfolio(quote)
         # everything but my free quote: what I hold outside it, plus what my open buy orders lock
         exposure = value - Decimal(quote_holding.available)
-    return sizing.RiskView(portfolio_value=value, exposure=exposure, open_copies=open_copies(exchange_manager, is_copy))
+    return risk.RiskView(portfolio_value=value, exposure=exposure, open_copies=open_copies(exchange_manager, is_copy))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..core import sizing
+from ..core import risk
 
 _SYMBOL_KEYS = frozenset({"symbol", "position_symbol"})
 
@@ -27,7 +27,7 @@ def map_message_symbols(raw: Any, mapping: tuple[tuple[str, str], ...]) -> Any:
             copy: Any = dict(item)
             for name, value in copy.items():
                 if name in _SYMBOL_KEYS and isinstance(value, str):
-                    copy[name] = sizing.map_symbol(value, mapping)
+                    copy[name] = risk.map_symbol(value, mapping)
                 elif isinstance(value, (dict, list)):
                     stack.append((copy, name))
         else:
