@@ -192,3 +192,14 @@ def test_replay_applies_risk_controls_and_quote_mapping():
     assert by_order[("leader-1", "create")]["orders"][0]["symbol"] == "BTC/USDC"
     assert by_order[("leader-2", "create")]["reason"] == "max_open_copies: 1 copied entry orders open (max 1)"
     assert by_order[("leader-1", "cancel")]["result"] == "cancelled"
+
+
+async def test_a_configuration_reload_resets_the_drawdown_stop_without_a_restart():
+    async with follower_on_sim_exchange(spec({"USDT": "1000", "BTC": "0.05"}), {"drawdown_stop_percent": "5"}) as f:
+        assert qty(only(await f.apply(buy_limit("R1", "5%", price=15000.0))))  # peak 2000
+        await f.sim.move_price(BTC, Decimal(17000))  # 1850: 7.5 % down
+        assert only(await f.apply(buy_limit("R2", "5%", price=15000.0))).reason.startswith("drawdown stop")
+        # what OctoBot does when the user saves the mode's configuration in the web UI
+        f.mode.trading_config = trading_config_with({"drawdown_stop_percent": "5", "drawdown_reset": "7"})
+        f.mode.producers[0].on_reload_config()
+        assert qty(only(await f.apply(buy_limit("R3", "5%", price=15000.0))))

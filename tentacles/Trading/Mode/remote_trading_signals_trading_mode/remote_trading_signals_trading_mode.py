@@ -262,6 +262,9 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
                 raise ConsumerStopped("the mode is stopping: message not applied")
             if self.engine is None:
                 self.engine = self.build_engine()
+            # a configuration saved while the bot runs (on_reload_config) applies from the next message on,
+            # e.g. a changed drawdown_reset lifts a drawdown stop without a restart
+            self.engine.settings = self.trading_mode.settings
             return await self.engine.apply_message(raw)
 
     def _log_unawaited_failure(self, task: asyncio.Task) -> None:
