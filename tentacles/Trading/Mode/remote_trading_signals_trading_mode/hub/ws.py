@@ -32,6 +32,9 @@ class FeedConnection:
         self.subscribed: set[str] = set()
         # strategy id -> live frames that arrived while its replay runs (flushed after it).
         self.replaying: dict[str, list[tuple[int, str]]] = {}
+        # strategy id -> last q sent once its replay ended: with several replicas a live frame may arrive after
+        # the replay already sent it from the journal (the fan-out lags the journal), and it is dropped
+        self.sent_q: dict[str, int] = {}
         self.closed = False
         # Set when the queue has room for replay frames (replay keeps half the queue free for
         # live frames and pings, so replaying never overflows the connection by itself).
@@ -54,6 +57,9 @@ class FeedConnection:
             else:
                 buffered.append((q, frame))
             return
+        if q <= self.sent_q.get(strategy_id, 0):
+            return
+        self.sent_q[strategy_id] = q
         self.send_nowait(frame)
 
     def send_nowait(self, frame: str) -> None:
@@ -250,6 +256,8 @@ class FeedConnection:
         for q, frame in buffered:
             if q > last:
                 self.send_nowait(frame)
+                last = q
+        self.sent_q[strategy_id] = last
 
     # ----------------------------------------------------------------- publish
     async def _publish(self, command: protocol.PublishCommand) -> None:
