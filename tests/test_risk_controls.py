@@ -203,3 +203,26 @@ async def test_a_configuration_reload_resets_the_drawdown_stop_without_a_restart
         f.mode.trading_config = trading_config_with({"drawdown_stop_percent": "5", "drawdown_reset": "7"})
         f.mode.producers[0].on_reload_config()
         assert qty(only(await f.apply(buy_limit("R3", "5%", price=15000.0))))
+
+
+# ---- futures: exposure is the leveraged notional of positions and open entries ------------------------------
+async def test_futures_exposure_counts_positions_and_entries_and_reduce_only_always_applies():
+    perp = "BTC/USDT:USDT"
+    futures = SimExchangeSpec(portfolio={"USDT": Decimal(1000)}, prices={perp: Decimal(20000)}, exchange_type="future")
+    leverage = sf.message(sf.signal({"action": "edit", "strategy": sf.STRATEGY, "symbol": perp, "exchange": "binance",
+                                     "exchange_type": "future", "side": None, "leverage": 5}, topic="positions"))
+
+    def entry(order_id: str, **extra):
+        return sf.create(order_id=order_id, symbol=perp, exchange_type="future", **extra)
+
+    async with follower_on_sim_exchange(futures, {"max_exposure_percent": "200", "max_open_copies": "2"}) as f:
+        await f.apply(leverage)  # max order size 1000 x 5 / 20000 = 0.25 BTC; the limit: 2000 USDT of notional
+        first = only(await f.apply(entry("F1", order_type="buy_market", target_amount="30%")))
+        assert qty(first) == Decimal("0.075")  # 1500 USDT of position
+        second = only(await f.apply(entry("F2", order_type="buy_limit", limit_price=20000.0, target_amount="30%")))
+        assert qty(second) == Decimal("0.025") and "reduced by max_exposure_percent 200%" in second.reason
+        third = only(await f.apply(entry("F3", order_type="buy_limit", limit_price=19000.0, target_amount="1%")))
+        assert third.reason.startswith("max_exposure_percent: ")
+        exit_ = only(await f.apply(entry("FX", side="sell", order_type="sell_limit", limit_price=21000.0,
+                                         target_amount="10%", reduce_only=True)))
+        assert exit_.result.value == "created", exit_.reason
