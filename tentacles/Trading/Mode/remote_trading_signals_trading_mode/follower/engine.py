@@ -171,9 +171,7 @@ class FollowerEngine:
             return
         refusal = self._risk_refusal(signal)
         if refusal is not None:
-            self._skip_tree(ctx, signal, refusal.reason)
-            for sibling in _group_siblings(signal):
-                await self._create(ctx, sibling)
+            self._skip_tree(ctx, signal, refusal.reason)  # like a sizing skip: what it carries goes with it
             return
         if signal.order_type in _MARKET_TYPES and signal.current is not None:
             deviation = sizing.check_price_deviation(my_price, signal.current, self.settings)
