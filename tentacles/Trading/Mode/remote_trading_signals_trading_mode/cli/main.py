@@ -18,6 +18,8 @@ _SUBCOMMANDS: dict[str, tuple[str, str, str, str]] = {
     "demo": (".demo", "add_demo_arguments", "demo_command",
              "the whole loop offline: embedded hub, a publishing leader, following bots"),
     "bench": (".bench", "add_bench_arguments", "bench_command", "latency, fan-out and catch-up benchmark"),
+    "chaos": (".chaos", "add_chaos_arguments", "chaos_command",
+              "kill hubs and followers, cut links, re-send: count lost, duplicated, gapped, reordered signals"),
     "package": (".package_cmd", "add_package_arguments", "package_command",
                 "build the OctoBot tentacles package zip (with a ready copy-trading profile)"),
     "doctor": (".doctor", "add_doctor_arguments", "doctor_command",
