@@ -37,14 +37,16 @@ line each follower printed across all its runs):
                 another u; per follower, an order content applied (created/edited/cancelled) twice across its
                 runs, or an order open at the end that no line of its last run placed
   gaps          a q missing from the journal's 1..last q; per follower, a line for q printed while a lower
-                journaled q had no line yet
+                journaled q had no line yet (once per hole: per lowest missing q)
   out_of_order  acks whose q do not follow the outbox's order; per follower, an applied q lower than one it
                 already applied
   skipped       a line that neither applies nor recognises an earlier run's work after a kill -9 ("already
                 applied", "already copied", "was being copied when the bot stopped"; a cancel whose copy was
                 on the in-memory exchange of a killed run)
 
-Exit code 0 when every counter is 0 and the followers converged, 1 otherwise, 2 on bad arguments."""
+Exit code 0 when every counter is 0 and the followers converged; 1 otherwise, and also when a hub or follower
+exited by itself (a crash: counted, started again) or a fault could not be carried out or undone; 2 on bad
+arguments. A failed run keeps its work directory (hub and follower logs, every follower run's lines)."""
 
 
 def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,6 +61,9 @@ def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault schedule (default: random, printed)")
     parser.add_argument("--converge-timeout", type=float, default=120.0, dest="converge_timeout",
                         help="seconds after the last ack before the run gives up on convergence (default 120)")
+    parser.add_argument("--break-follower", action="store_true", dest="break_follower",
+                        help="test aid: follower-1 loses its data directory at its first kill, as a bot whose disk "
+                        "was wiped; the counters must then show it (exit code 1)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, data) even when the run passes")
     parser.add_argument("--json", action="store_true", help="end with one JSON line: the summary")
@@ -92,7 +97,7 @@ def _print_summary(summary: dict[str, object]) -> None:
     _write(f"converged {'NOT within the timeout' if converge is None else f'in {converge} s'} after the last ack "
            f"(last q {summary['last_q']}); run took {summary['elapsed_s']} s")
     _write(f"faults: {summary['faults']}; re-sends {summary['resends']}; hub starts {summary['hub_starts']}, "
-           f"PostgreSQL restarts {summary['postgres_restarts']}")
+           f"PostgreSQL restarts {summary['postgres_restarts']}, crashes {summary['crashes']}")
     for example in summary["examples"]:  # type: ignore[attr-defined]
         _write(f"  {example}")
     _write("PASS" if summary["ok"] else "FAIL")
@@ -109,7 +114,8 @@ def chaos_command(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1, 10**9)
     work_dir = Path(tempfile.mkdtemp(prefix="octobot-signals-chaos-"))
     config = ChaosConfig(store=args.store, replicas=args.replicas, signals=args.signals, followers=args.followers,
-                         rate=args.rate, seed=seed, converge_timeout=args.converge_timeout, work_dir=work_dir)
+                         rate=args.rate, seed=seed, converge_timeout=args.converge_timeout, work_dir=work_dir,
+                         break_follower=args.break_follower)
     # the clients' own warnings (link lost, retrying) are the chaos working: into the work dir, not the console
     # (a queue: the file writes happen on the listener's thread, never on the event loop)
     file_handler = logging.FileHandler(work_dir / "chaos.log", encoding="utf-8")

@@ -15,7 +15,7 @@ The definitions (also in `octobot-signals chaos --help` and the README):
   cancelled) more than once across its runs, and an order still open at the end that no line of the last
   run accounts for.
 - gaps: a q missing from the journal's 1..last q; per follower, a line for q printed while some lower
-  journaled q had no line yet.
+  journaled q had no line yet (one per hole: counted once per lowest missing q).
 - out_of_order: two outbox rows whose ack q does not follow their enqueue order; per follower, an
   applied line whose q is lower than a q that follower already applied.
 - skipped: a line that neither applies nor is a restart's recognition of earlier work (the run's signals
@@ -144,6 +144,7 @@ def _check_follower(report: Report, history: FollowerHistory, journal_q: set[int
     placed_run: dict[str, int] = {}  # leader order id -> the run that placed (or recognised) its copy
     ordered_q = sorted(journal_q)
     low = 0  # ordered_q[low] is the lowest journaled q without a line yet
+    jumped: set[int] = set()  # lowest missing q already counted as a gap
     for run_index, run in enumerate(history.runs):
         for line in run.lines:
             q = line.get("q")
@@ -173,7 +174,8 @@ def _check_follower(report: Report, history: FollowerHistory, journal_q: set[int
             else:
                 report._add("skipped", 1, f"{name}: q={q} {action} {order_id} -> {result}: {reason}", name)
                 # a skipped line still answers for its q: it is counted here, not again as lost
-            if q not in seen_q and low < len(ordered_q) and ordered_q[low] < q:
+            if q not in seen_q and low < len(ordered_q) and ordered_q[low] < q and ordered_q[low] not in jumped:
+                jumped.add(ordered_q[low])
                 report._add("gaps", 1, f"{name}: q={q} before q={ordered_q[low]} (run {run_index + 1})", name)
             seen_q.add(q)
             while low < len(ordered_q) and ordered_q[low] in seen_q:

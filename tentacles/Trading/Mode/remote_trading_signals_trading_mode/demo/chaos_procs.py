@@ -71,6 +71,11 @@ class HubProcess:
         return self.proc is not None and self.proc.returncode is None and self.port != 0
 
     @property
+    def exited_by_itself(self) -> bool:
+        """It answered its health check, nobody stopped it, and it is gone."""
+        return self.proc is not None and self.proc.returncode is not None and self.port != 0
+
+    @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -143,6 +148,8 @@ class FollowerProcess:
         self.last_q_at = 0.0  # monotonic time that line was read
         self.unreadable = 0
         self.kills = 0
+        self.crashes = 0  # runs that ended without our kill or stop
+        self._exit_expected = False
 
     @property
     def up(self) -> bool:
@@ -153,6 +160,7 @@ class FollowerProcess:
         run = FollowerRun()
         self.history.runs.append(run)
         self._following.clear()
+        self._exit_expected = False
         with open(self.data_dir / "follow.log", "ab") as log:
             self.proc = await asyncio.create_subprocess_exec(*self._args, env=self._env, stdout=asyncio.subprocess.PIPE,
                                                              stderr=log, stdin=asyncio.subprocess.DEVNULL)
@@ -187,6 +195,9 @@ class FollowerProcess:
                 if isinstance(q, int) and q > self.last_q:
                     self.last_q = q
                     self.last_q_at = time.monotonic()
+        await proc.wait()
+        if not self._exit_expected:
+            self.crashes += 1
 
     async def wait_position_recorded(self, timeout: float) -> None:
         """Until the follower saved its starting position for the strategy (its first connection to the hub):
@@ -212,6 +223,7 @@ class FollowerProcess:
         return False
 
     async def kill(self) -> None:
+        self._exit_expected = True
         if self.proc is not None:
             await _kill(self.proc)
             self.kills += 1
@@ -219,6 +231,7 @@ class FollowerProcess:
 
     async def stop(self) -> None:
         """SIGTERM: the follower finishes its message and prints its `stopped` summary (open orders)."""
+        self._exit_expected = True
         if self.proc is not None:
             await _terminate(self.proc)
         await self._drain()
@@ -232,4 +245,5 @@ class FollowerProcess:
 
 def summary_of(follower: FollowerProcess) -> dict[str, Any]:
     return {"name": follower.name, "runs": len(follower.history.runs), "kills": follower.kills,
+            "crashes": follower.crashes,
             "last_q": follower.last_q, "lines": sum(len(run.lines) for run in follower.history.runs)}

@@ -14,6 +14,7 @@ import contextlib
 import json
 import random
 import secrets
+import shutil
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from ..core import protocol
+from ..feed.backoff import Backoff, BackoffExhausted
 from ..feed.outbox import ACKED, Outbox
 from ..feed.publisher_client import PublisherClient
 from .bench_signals import BENCH_SYMBOL, bundle, new_order_id, order_content
@@ -39,7 +41,9 @@ PRICE = Decimal(20000)
 POSITION_TIMEOUT_S = 60.0
 FLUSH_TIMEOUT_S = 300.0  # bounded: a hub that never comes back ends the run with the rows it lost
 RESEND_TIMEOUT_S = 5.0
+RESEND_WAIT_S = 10.0  # for a first ack and a live replica
 PROGRESS_EVERY_S = 5.0
+RESTART_ATTEMPTS = 6
 QUIET_AFTER_S = 1.0  # after convergence: anything applied twice would show up now
 KINDS_BASE = ("kill_follower", "kill_hub", "cut_publisher", "cut_follower", "resend")
 
@@ -54,6 +58,7 @@ class ChaosConfig:
     seed: int
     converge_timeout: float
     work_dir: Path
+    break_follower: bool = False  # test aid: follower-1 loses its data at its first kill (the run must fail)
 
 
 class ChaosRun:
@@ -71,12 +76,14 @@ class ChaosRun:
         self.resends: list[Resend] = []
         self.resends_unanswered = 0
         self.faults: Counter[str] = Counter()
+        self.crashes: Counter[str] = Counter()  # "hub" and follower names
         self._busy: set[str] = set()
         self._fault_tasks: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
         self._admin_token = secrets.token_urlsafe(32)
         self._reader_token = ""
         self._publish_secret = ""
+        self._broken = False
 
     # ------------------------------------------------------------------ set-up
 
@@ -155,10 +162,18 @@ class ChaosRun:
 
     async def _kill_follower(self, down: float) -> bool:
         follower = self.rng.choice([f for f in self.followers if f.up])
+        sabotage = self.config.break_follower and not self._broken and self.followers[0].up
+        if sabotage:
+            follower = self.followers[0]
         await follower.kill()
         self._log(f"kill -9 {follower.name} (at q={follower.last_q}), back in {down} s")
+        if sabotage:
+            self._broken = True
+            # a bot whose disk was wiped: its saved position and order map are gone, so it starts "from now"
+            await asyncio.to_thread(shutil.rmtree, follower.data_dir, True)
+            self._log(f"--break-follower: {follower.name} lost its data directory")
         await asyncio.sleep(down)
-        await follower.start()
+        await self._start_again(follower.name, follower.start)
         return True
 
     async def _kill_hub(self, down: float) -> bool:
@@ -167,8 +182,23 @@ class ChaosRun:
         await hub.kill()
         self._log(f"kill -9 {hub.name}, back in {down} s")
         await asyncio.sleep(down)
-        await hub.start()
+        await self._start_again(hub.name, hub.start)
         return True
+
+    async def _start_again(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
+        """A restart can meet another fault (a hub starting while PostgreSQL is down): retried with backoff."""
+        backoff = Backoff(base=0.5, cap=4.0, max_attempts=RESTART_ATTEMPTS)
+        while True:
+            try:
+                await start()
+                return
+            except RuntimeError as err:
+                try:
+                    delay = backoff.next_delay()
+                except BackoffExhausted:
+                    raise err from None
+                self._log(f"{name} did not start ({err}); again in {delay:.1f} s")
+                await asyncio.sleep(delay)
 
     async def _cut_publisher(self, down: float) -> bool:
         self.proxies["publisher"].cut()
@@ -195,9 +225,14 @@ class ChaosRun:
     async def _resend(self, _down: float) -> bool:
         """Send acknowledged messages again, same u and d, to a random replica: the ack must carry the first q."""
         assert self.outbox is not None and self.publisher is not None
-        if not self.published_u or self.publisher.feed_id is None:
-            return False
-        picks = self.rng.sample(self.published_u, min(5, len(self.published_u)))
+        deadline = time.monotonic() + RESEND_WAIT_S
+        # the sender acks one message at a time in outbox order: the first `acked` rows are the acked ones
+        while not (self.publisher.stats.acked and self.publisher.feed_id and self._live_ports()):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.1)
+        acked = self.published_u[:self.publisher.stats.acked]
+        picks = self.rng.sample(acked, min(5, len(acked)))
         items = [item for item in await asyncio.gather(*(asyncio.to_thread(self.outbox.get, u) for u in picks))
                  if item is not None and item.state == ACKED and item.q is not None]
         live = self._live_ports()
@@ -273,16 +308,29 @@ class ChaosRun:
             self._log(f"published {len(self.published_u)}/{self.config.signals}, acked {self.publisher.stats.acked}; "
                       f"{positions}")
 
+    async def _watchdog(self) -> None:
+        """A child that died without being killed is a crash: counted (the run fails) and started again."""
+        while True:
+            await asyncio.sleep(0.5)
+            for hub in self.hubs:
+                if hub.exited_by_itself and "kill_hub" not in self._busy:
+                    self.crashes["hub"] += 1
+                    self._log(f"CRASH: {hub.name} exited by itself (code {hub.proc.returncode if hub.proc else '?'})")
+                    hub.port = 0
+                    await self._start_again(hub.name, hub.start)
+            for follower in self.followers:
+                if follower.crashes > self.crashes[follower.name]:
+                    self.crashes[follower.name] = follower.crashes
+                    self._log(f"CRASH: {follower.name} exited by itself (see {follower.data_dir / 'follow.log'})")
+                    if "kill_follower" not in self._busy:
+                        await self._start_again(follower.name, follower.start)
+
     async def _converge(self, last_q: int) -> float | None:
         """Seconds from the last ack to every follower's line for `last_q`; None past the timeout."""
         deadline = time.monotonic() + self.config.converge_timeout
         while any(f.last_q < last_q for f in self.followers):
             if time.monotonic() > deadline:
                 return None
-            for follower in self.followers:  # a follower that died by itself is started again (and counted)
-                if not follower.up:
-                    self.faults["follower_exited_by_itself"] += 1
-                    await follower.start()
             await asyncio.sleep(0.02)
         return max(f.last_q_at for f in self.followers)
 
@@ -290,10 +338,10 @@ class ChaosRun:
         config = self.config
         self._log(f"chaos run: {config.signals} signals, {config.followers} followers, {config.replicas} hub "
                   f"replica(s) on {config.store}, seed {config.seed}")
-        progress: asyncio.Task[None] | None = None
+        background: list[asyncio.Task[None]] = []
         try:
             await self._set_up()
-            progress = asyncio.ensure_future(self._progress())
+            background = [asyncio.ensure_future(self._progress()), asyncio.ensure_future(self._watchdog())]
             await self._lead()
             assert self.publisher is not None
             flushed = await self.publisher.flush(FLUSH_TIMEOUT_S)
@@ -304,12 +352,15 @@ class ChaosRun:
                 proxy.restore()
             for hub in self.hubs:
                 if not hub.up:
-                    await hub.start()
+                    await self._start_again(hub.name, hub.start)
             published = await self._published_rows()
             last_q = max((q for _, q in published if q is not None), default=0)
             converged_at = await self._converge(last_q)
             converge_s = None if converged_at is None else max(0.0, converged_at - acked_at)
             await asyncio.sleep(QUIET_AFTER_S)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await asyncio.gather(*(follower.stop() for follower in self.followers))
             journal = await self._journal()
             report = check_run(published, journal, self.resends, [f.history for f in self.followers])
@@ -317,8 +368,9 @@ class ChaosRun:
                 report.examples.append(f"not converged within {config.converge_timeout:.0f} s")
             return self._summary(report, last_q, converge_s, flushed)
         finally:
-            if progress is not None:
-                progress.cancel()
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             await self._tear_down()
 
     async def _published_rows(self) -> list[tuple[str, int | None]]:
@@ -350,7 +402,15 @@ class ChaosRun:
     def _summary(self, report: Report, last_q: int, converge_s: float | None, flushed: bool) -> dict[str, Any]:
         assert self.publisher is not None
         counters = report.counters()
-        ok = report.ok and converge_s is not None and flushed
+        failed_faults = [kind for kind in self.faults if kind.endswith("_failed")]
+        crashes = sum(self.crashes.values())
+        if failed_faults:
+            report.examples.append(f"faults that could not be carried out or undone: {failed_faults}")
+        if crashes:
+            report.examples.append(f"child processes that exited by themselves: {dict(self.crashes)}")
+        if not flushed:
+            report.examples.append(f"the outbox still held messages {FLUSH_TIMEOUT_S:.0f} s after the last publish")
+        ok = report.ok and converge_s is not None and flushed and not failed_faults and not crashes
         return {
             "ok": ok, "store": self.config.store, "replicas": self.config.replicas, "signals": self.config.signals,
             "followers": self.config.followers, "seed": self.config.seed, "last_q": last_q,
@@ -358,6 +418,7 @@ class ChaosRun:
             "elapsed_s": round(time.monotonic() - self._started, 1),
             "faults": dict(sorted(self.faults.items())),
             "resends": {"acked": len(self.resends), "unanswered": self.resends_unanswered},
+            "crashes": sum(self.crashes.values()),
             "hub_starts": sum(hub.starts for hub in self.hubs),
             "postgres_restarts": self.pg.restarts if self.pg is not None else 0,
             "publisher": self.publisher.stats.as_dict(),
