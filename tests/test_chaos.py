@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -45,8 +46,12 @@ def test_short_chaos_run_on_sqlite_counts_zero():
                       {"kill_follower", "kill_hub", "cut_publisher", "cut_follower", "resend"})
 
 
-@pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 def test_short_chaos_run_on_postgresql_with_replicas_counts_zero():
+    reason = unavailable_reason()
+    if reason:  # as the store contract tests do: in CI a missing server is a failure (.ci/setup installs it)
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
     summary = _assert_clean_run(
         ["--store", "postgresql", "--replicas", "2", "--signals", "60", "--followers", "2", "--rate", "8",
          "--seed", "5"],

@@ -28,6 +28,8 @@ The leader publishes alternately a resting buy limit (0.1 %) and its cancel. Mea
 restarts followers and hub replicas, cuts and restores links, re-sends acknowledged messages (same u: the
 ack must carry the first q) and, with postgresql, stops PostgreSQL (-m immediate) and starts it again.
 Faults stop at the last ack; the convergence time runs from that ack until every follower printed the last q.
+A follower's stall: a stretch during which the hub had acked messages it had not printed and it printed
+nothing (the longest one is reported; the follower client's reconnect backoff shows here).
 
 Counters (all must be 0; from the outbox, the hub's journal read back at the end, the re-sends, and every
 line each follower printed across all its runs):
@@ -95,7 +97,8 @@ def _print_summary(summary: dict[str, object]) -> None:
     _write(f"signals lost {summary['lost']}, duplicate orders {summary['duplicates']}, gaps {summary['gaps']}, "
            f"out-of-order applications {summary['out_of_order']}, skipped {summary['skipped']}")
     _write(f"converged {'NOT within the timeout' if converge is None else f'in {converge} s'} after the last ack "
-           f"(last q {summary['last_q']}); run took {summary['elapsed_s']} s")
+           f"(last q {summary['last_q']}); longest follower stall {summary['longest_stall_s']} s; "
+           f"run took {summary['elapsed_s']} s")
     _write(f"faults: {summary['faults']}; re-sends {summary['resends']}; hub starts {summary['hub_starts']}, "
            f"PostgreSQL restarts {summary['postgres_restarts']}, crashes {summary['crashes']}")
     for example in summary["examples"]:  # type: ignore[attr-defined]

@@ -44,7 +44,8 @@ RESEND_TIMEOUT_S = 5.0
 RESEND_WAIT_S = 10.0  # for a first ack and a live replica
 PROGRESS_EVERY_S = 5.0
 RESTART_ATTEMPTS = 6
-QUIET_AFTER_S = 1.0  # after convergence: anything applied twice would show up now
+QUIET_AFTER_S = 1.0
+WATCH_EVERY_S = 0.2  # after convergence: anything applied twice would show up now
 KINDS_BASE = ("kill_follower", "kill_hub", "cut_publisher", "cut_follower", "resend")
 
 
@@ -77,6 +78,8 @@ class ChaosRun:
         self.resends_unanswered = 0
         self.faults: Counter[str] = Counter()
         self.crashes: Counter[str] = Counter()  # "hub" and follower names
+        self.stalls: dict[str, float] = {}  # follower -> longest stall (s)
+        self._current_since: dict[str, float] = {}  # follower -> when it was last seen level with the acked head
         self._busy: set[str] = set()
         self._fault_tasks: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
@@ -311,7 +314,8 @@ class ChaosRun:
     async def _watchdog(self) -> None:
         """A child that died without being killed is a crash: counted (the run fails) and started again."""
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(WATCH_EVERY_S)
+            self._measure_stalls()
             for hub in self.hubs:
                 if hub.exited_by_itself and "kill_hub" not in self._busy:
                     self.crashes["hub"] += 1
@@ -324,6 +328,17 @@ class ChaosRun:
                     self._log(f"CRASH: {follower.name} exited by itself (see {follower.data_dir / 'follow.log'})")
                     if "kill_follower" not in self._busy:
                         await self._start_again(follower.name, follower.start)
+
+    def _measure_stalls(self) -> None:
+        """The longest time each follower printed nothing while the hub had acked messages it had not printed."""
+        now = time.monotonic()
+        head = self.publisher.stats.acked if self.publisher is not None else 0  # acks come in q order
+        for follower in self.followers:
+            if follower.last_q >= head:
+                self._current_since.pop(follower.name, None)
+                continue
+            since = max(self._current_since.setdefault(follower.name, now), follower.last_q_at)
+            self.stalls[follower.name] = max(self.stalls.get(follower.name, 0.0), now - since)
 
     async def _converge(self, last_q: int) -> float | None:
         """Seconds from the last ack to every follower's line for `last_q`; None past the timeout."""
@@ -422,7 +437,9 @@ class ChaosRun:
             "hub_starts": sum(hub.starts for hub in self.hubs),
             "postgres_restarts": self.pg.restarts if self.pg is not None else 0,
             "publisher": self.publisher.stats.as_dict(),
-            "per_follower": [{**summary_of(f), **report.per_follower.get(f.name, {})} for f in self.followers],
+            "longest_stall_s": round(max(self.stalls.values(), default=0.0), 2),
+            "per_follower": [{**summary_of(f), "longest_stall_s": round(self.stalls.get(f.name, 0.0), 2),
+                              **report.per_follower.get(f.name, {})} for f in self.followers],
             "examples": report.examples,
         }
 
