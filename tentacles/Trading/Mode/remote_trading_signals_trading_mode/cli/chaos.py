@@ -65,7 +65,8 @@ def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds after the last ack before the run gives up on convergence (default 120)")
     parser.add_argument("--break-follower", action="store_true", dest="break_follower",
                         help="test aid: follower-1 loses its data directory at its first kill, as a bot whose disk "
-                        "was wiped; the counters must then show it (exit code 1)")
+                        "was wiped, and comes back once the hub acked 3 messages it had not printed; the "
+                        "counters must then show them lost (exit code 1)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work directory (logs, data) even when the run passes")
     parser.add_argument("--json", action="store_true", help="end with one JSON line: the summary")

@@ -44,8 +44,9 @@ RESEND_TIMEOUT_S = 5.0
 RESEND_WAIT_S = 10.0  # for a first ack and a live replica
 PROGRESS_EVERY_S = 5.0
 RESTART_ATTEMPTS = 6
-QUIET_AFTER_S = 1.0
-WATCH_EVERY_S = 0.2  # after convergence: anything applied twice would show up now
+QUIET_AFTER_S = 1.0  # after convergence: anything applied twice would show up now
+WATCH_EVERY_S = 0.2  # the watchdog's period (crashes, stalls)
+SABOTAGE_WAIT_S = 20.0
 KINDS_BASE = ("kill_follower", "kill_hub", "cut_publisher", "cut_follower", "resend")
 
 
@@ -175,6 +176,12 @@ class ChaosRun:
             # a bot whose disk was wiped: its saved position and order map are gone, so it starts "from now"
             await asyncio.to_thread(shutil.rmtree, follower.data_dir, True)
             self._log(f"--break-follower: {follower.name} lost its data directory")
+            # back only once the hub has acked messages it never printed: its new start "from now" skips them
+            deadline = time.monotonic() + SABOTAGE_WAIT_S
+            while self.publisher is not None and self.publisher.stats.acked < follower.last_q + 3:
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
         await asyncio.sleep(down)
         await self._start_again(follower.name, follower.start)
         return True
