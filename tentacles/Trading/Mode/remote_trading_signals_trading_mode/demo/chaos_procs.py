@@ -144,6 +144,7 @@ class FollowerProcess:
         self.proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
         self._following = asyncio.Event()
+        self._line = asyncio.Event()  # set at every outcome line
         self.last_q = 0  # highest q of any line printed, all runs
         self.last_q_at = 0.0  # monotonic time that line was read
         self.unreadable = 0
@@ -191,6 +192,7 @@ class FollowerProcess:
                 run.stopped = line["stopped"]
             else:
                 run.lines.append(line)
+                self._line.set()
                 q = line.get("q")
                 if isinstance(q, int) and q > self.last_q:
                     self.last_q = q
@@ -198,6 +200,15 @@ class FollowerProcess:
         await proc.wait()
         if not self._exit_expected:
             self.crashes += 1
+
+    async def next_line(self, timeout: float) -> bool:
+        """Wait for the follower's next outcome line (False after `timeout`)."""
+        self._line.clear()
+        try:
+            await asyncio.wait_for(self._line.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
 
     async def wait_position_recorded(self, timeout: float) -> None:
         """Until the follower saved its starting position for the strategy (its first connection to the hub):

@@ -47,6 +47,7 @@ RESTART_ATTEMPTS = 6
 QUIET_AFTER_S = 1.0  # after convergence: anything applied twice would show up now
 WATCH_EVERY_S = 0.2  # the watchdog's period (crashes, stalls)
 SABOTAGE_WAIT_S = 20.0
+NEXT_LINE_WAIT_S = 3.0
 KINDS_BASE = ("kill_follower", "kill_hub", "cut_publisher", "cut_follower", "resend")
 
 
@@ -169,8 +170,12 @@ class ChaosRun:
         sabotage = self.config.break_follower and not self._broken and self.followers[0].up
         if sabotage:
             follower = self.followers[0]
+        # half of the kills land just after a line: the order is placed and reported, its q maybe not yet saved
+        # (the window the mode's order map must cover); the other half at any moment
+        right_after_a_line = self.rng.random() < 0.5 and await follower.next_line(NEXT_LINE_WAIT_S)
         await follower.kill()
-        self._log(f"kill -9 {follower.name} (at q={follower.last_q}), back in {down} s")
+        when = "just after a line" if right_after_a_line else "at a random moment"
+        self._log(f"kill -9 {follower.name} {when} (at q={follower.last_q}), back in {down} s")
         if sabotage:
             self._broken = True
             # a bot whose disk was wiped: its saved position and order map are gone, so it starts "from now"
