@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import uuid
@@ -103,14 +104,20 @@ def require_pg() -> None:
         pytest.skip(reason)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # pytest then runs the finalizers: a SIGTERMed run leaves no server behind
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     require_pg()
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     server = PgServer().start()
     try:
         yield server
     finally:
         server.stop()
+        signal.signal(signal.SIGTERM, previous)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -77,9 +77,13 @@ def translate(sql: str) -> str:
     return sql.replace("?", "%s")
 
 
+APPLICATION_NAME = "octobot-signals-hub"  # what pg_stat_activity shows (the LISTEN one adds "-listen")
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     # autocommit: a statement outside `with db:` commits alone, as with sqlite3's isolation_level=None
-    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS)
+    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS,
+                           application_name=APPLICATION_NAME)
 
 
 class PgConnection:

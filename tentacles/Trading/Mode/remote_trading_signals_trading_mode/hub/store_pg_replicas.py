@@ -31,7 +31,7 @@ from .auth import bearer_token, hash_secret
 from .fanout import ReplicaFanout
 from .store import AsyncStore
 from .store_pg import CONTROL_CHANNEL, JOURNAL_CHANNEL
-from .store_pg_conn import CONNECT_TIMEOUT_S, redact_url
+from .store_pg_conn import APPLICATION_NAME, CONNECT_TIMEOUT_S, redact_url
 
 if TYPE_CHECKING:
     from .state import HubState
@@ -41,6 +41,7 @@ logger = logging.getLogger("octobot_signals.hub.replicas")
 POLL_INTERVAL_S = 1.5
 LISTEN_LIVENESS_S = 5.0  # with no notification for this long, a `SELECT 1` proves the LISTEN link alive
 QUERY_TIMEOUT_S = 5.0
+STOP_TIMEOUT_S = 5.0
 BACKOFF_BASE_S = 0.2
 BACKOFF_CAP_S = 10.0  # reconnects go on while the hub runs (the poll delivers meanwhile), at most this far apart
 
@@ -60,35 +61,42 @@ class ReplicaSync:
         self._poll_interval_s = poll_interval_s
         self._kick = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False  # psycopg may turn a cancellation into QueryCanceled: the loops check this too
         self.listening = False  # tests and /api/health-like probes may read it
+        self.listen_connects = 0  # successful LISTEN (re)connections
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._listen()), loop.create_task(self._poll())]
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._tasks, timeout=STOP_TIMEOUT_S)
+        if stuck:
+            logger.warning("replica sync: %d task(s) did not stop in %.0f s", len(stuck), STOP_TIMEOUT_S)
         await self._fanout.close()
         await self._reader.close()
 
     # -- LISTEN
     async def _listen(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             try:
                 conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S), CONNECT_TIMEOUT_S + 5)
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
+                    application_name=APPLICATION_NAME + "-listen"), CONNECT_TIMEOUT_S + 5)
                 try:
                     await asyncio.wait_for(conn.execute(f"LISTEN {JOURNAL_CHANNEL}; LISTEN {CONTROL_CHANNEL}"),
                                            QUERY_TIMEOUT_S)
                     self.listening = True
+                    self.listen_connects += 1
                     if attempt:
                         logger.info("LISTEN connection back")
                     attempt = 0
                     self._kick.set()  # whatever was committed while nobody listened
-                    while True:
+                    while not self._stopping:
                         async for note in conn.notifies(timeout=LISTEN_LIVENESS_S):
                             self._on_notify(note.channel, note.payload)
                         await asyncio.wait_for(conn.execute("SELECT 1"), QUERY_TIMEOUT_S)
@@ -99,6 +107,8 @@ class ReplicaSync:
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # never the URL's password: only the redacted URL and the error's type
+                if self._stopping:
+                    return
                 delay = backoff_delay(attempt)
                 attempt += 1
                 logger.warning("LISTEN connection to %s lost (%s); retrying in %.1f s (the poll delivers meanwhile)",
@@ -115,7 +125,7 @@ class ReplicaSync:
 
     # -- poll + reconcile
     async def _poll(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), self._poll_interval_s)
             self._kick.clear()
