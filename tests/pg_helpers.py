@@ -22,7 +22,19 @@ from pathlib import Path
 
 import pytest
 
-PG_BIN = Path(os.environ.get("OCTOBOT_SIGNALS_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+def _pg_bin() -> Path:
+    """$OCTOBOT_SIGNALS_PG_BIN, else Debian's PostgreSQL 15, else the newest Debian version installed."""
+    if os.environ.get("OCTOBOT_SIGNALS_PG_BIN"):
+        return Path(os.environ["OCTOBOT_SIGNALS_PG_BIN"])
+    preferred = Path("/usr/lib/postgresql/15/bin")
+    if (preferred / "initdb").exists():
+        return preferred
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0)
+    return found[-1].parent if found else preferred
+
+
+PG_BIN = _pg_bin()
 PG_USER = "postgres"
 PORT = 5432  # only names the socket file inside the private dir: no TCP port is opened
 STEP_TIMEOUT_S = 60
