@@ -259,7 +259,8 @@ class ChaosRun:
             await self._resend_items(port, items)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as err:
             self.resends_unanswered += len(items)
-            self._log(f"re-send unanswered ({type(err).__name__}): the replica may be restarting")
+            status = f" HTTP {err.status}" if isinstance(err, aiohttp.WSServerHandshakeError) else ""
+            self._log(f"re-send unanswered ({type(err).__name__}{status}): the replica or its store may be restarting")
         return True
 
     async def _resend_items(self, port: int, items: list[Any]) -> None:
