@@ -105,7 +105,7 @@ def test_accounting_of_a_clean_history_with_restarts_is_zero():
         stopped={"open_orders": []})
     report = check_run(published, journal, [Resend("u2", 2, 2)], [FollowerHistory("f", [first, second])])
     assert report.counters() == {"lost": 0, "duplicates": 0, "gaps": 0, "out_of_order": 0, "skipped": 0}
-    assert report.ok
+    assert report.ok and report.recognised == 2
 
 
 def test_accounting_counts_every_kind_of_failure():

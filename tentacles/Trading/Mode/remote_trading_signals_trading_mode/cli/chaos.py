@@ -100,6 +100,7 @@ def _print_summary(summary: dict[str, object]) -> None:
     _write(f"converged {'NOT within the timeout' if converge is None else f'in {converge} s'} after the last ack "
            f"(last q {summary['last_q']}); longest follower stall {summary['longest_stall_s']} s; "
            f"run took {summary['elapsed_s']} s")
+    _write(f"lines recognising an earlier run's work after a kill -9: {summary['recognised_after_restart']}")
     _write(f"faults: {summary['faults']}; re-sends {summary['resends']}; hub starts {summary['hub_starts']}, "
            f"PostgreSQL restarts {summary['postgres_restarts']}, crashes {summary['crashes']}")
     for example in summary["examples"]:  # type: ignore[attr-defined]

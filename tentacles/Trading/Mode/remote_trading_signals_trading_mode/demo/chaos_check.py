@@ -70,6 +70,7 @@ class Report:
     skipped: int = 0
     examples: list[str] = field(default_factory=list)
     per_follower: dict[str, dict[str, int]] = field(default_factory=dict)
+    recognised: int = 0  # not a failure: lines answering for an earlier run's work after a kill -9
 
     @property
     def ok(self) -> bool:
@@ -166,11 +167,12 @@ def _check_follower(report: Report, history: FollowerHistory, journal_q: set[int
                 if action == "create":
                     placed_run[order_id] = run_index
             elif run_index > 0 and any(text in reason for text in RECOGNISED_EARLIER):
+                report.recognised += 1
                 if action == "create":
                     placed_run.setdefault(order_id, run_index - 1)  # placed by a run that died before saying so
             elif (action == "cancel" and any(text in reason for text in COPY_GONE)
                   and placed_run.get(order_id, run_index) < run_index):
-                pass  # its copy was on the in-memory exchange of a killed run
+                report.recognised += 1  # its copy was on the in-memory exchange of a killed run
             else:
                 report._add("skipped", 1, f"{name}: q={q} {action} {order_id} -> {result}: {reason}", name)
                 # a skipped line still answers for its q: it is counted here, not again as lost

@@ -446,6 +446,7 @@ class ChaosRun:
             "elapsed_s": round(time.monotonic() - self._started, 1),
             "faults": dict(sorted(self.faults.items())),
             "resends": {"acked": len(self.resends), "unanswered": self.resends_unanswered},
+            "recognised_after_restart": report.recognised,
             "crashes": sum(self.crashes.values()),
             "hub_starts": sum(hub.starts for hub in self.hubs),
             "postgres_restarts": self.pg.restarts if self.pg is not None else 0,
