@@ -5,7 +5,11 @@ the LISTEN connection is down. The 3-process kill -9 run is tests/test_hub_repli
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -27,7 +31,8 @@ from hub_helpers import (
     subscribe,
     ws_connect,
 )
-from octobot_signals.hub.server import HubHandle, start_hub
+from octobot_signals.hub.server import ADMIN_TOKEN_ENV, HubHandle, start_hub
+from octobot_signals.hub.store_pg_conn import redact_url
 from pg_helpers import PgServer, pg_server  # noqa: F401  (fixture)
 
 TIMEOUT = aiohttp.ClientTimeout(total=10)
@@ -203,3 +208,35 @@ async def test_the_poll_delivers_without_listen_and_listen_reconnects(pair: Pair
     got = await messages(follower, 5, timeout=5)
     assert [m["q"] for m in got] == [a["q"] for a in acks] == [2, 3, 4, 5, 6]
     assert time.monotonic() - started < 4.0
+
+
+async def test_the_store_url_password_is_never_logged(tmp_path: Path, pg_server: PgServer,  # noqa: F811
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+    url = pg_server.create_database()
+    # the test server trusts local connections, so any password is accepted: it only has to stay unlogged
+    with_password = url.replace("postgres@", "postgres:pw-not-for-logs-7319@", 1)
+    caplog.set_level(logging.DEBUG)
+    hub = await start_hub("127.0.0.1", 0, tmp_path / "hub", admin_token=DEFAULT_ADMIN_TOKEN, store_url=with_password)
+    try:
+        assert await eventually(lambda: asyncio.sleep(0, hub.replicas is not None and hub.replicas.listening), 5.0)
+        assert await asyncio.to_thread(cut_listen_connections, url) == 1  # a reconnect logs the URL too
+        await asyncio.sleep(0.5)
+    finally:
+        await hub.stop()
+    text = caplog.text
+    assert "postgres:***@" in text and "pw-not-for-logs-7319" not in text
+    assert redact_url("postgresql://u:secret@h/db?password=other&sslmode=require") == \
+        "postgresql://u:***@h/db?password=%2A%2A%2A&sslmode=require"
+
+
+def test_cli_refuses_other_urls_and_reports_an_unreachable_database(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "octobot_signals.hub", "--port", "0", "--data", str(tmp_path / "d")]
+    bad = subprocess.run([*command, "--store", "mysql://u:pw@h/db"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "postgresql://" in bad.stderr and "pw" not in bad.stderr
+    missing = tmp_path / "no-server-here"
+    down = subprocess.run([*command, "--store", f"postgresql://u:pw-7319@/db?host={missing}"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, ADMIN_TOKEN_ENV: DEFAULT_ADMIN_TOKEN})
+    assert down.returncode == 1, down.stderr[-2000:]
+    assert "hub failed to start: PostgreSQL unreachable at postgresql://u:***@/db" in down.stderr
+    assert "pw-7319" not in down.stderr + down.stdout
