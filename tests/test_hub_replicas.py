@@ -31,7 +31,9 @@ from hub_helpers import (
     subscribe,
     ws_connect,
 )
+from octobot_signals.hub.fanout import LocalFanout, ReplicaFanout
 from octobot_signals.hub.server import ADMIN_TOKEN_ENV, HubHandle, start_hub
+from octobot_signals.hub.store import JournalEntry
 from octobot_signals.hub.store_pg_conn import redact_url
 from pg_helpers import PgServer, pg_server  # noqa: F401  (fixture)
 
@@ -240,3 +242,66 @@ def test_cli_refuses_other_urls_and_reports_an_unreachable_database(tmp_path: Pa
     assert down.returncode == 1, down.stderr[-2000:]
     assert "hub failed to start: PostgreSQL unreachable at postgresql://u:***@/db" in down.stderr
     assert "pw-7319" not in down.stderr + down.stdout
+
+
+class JournalStub:
+    """read_after over an in-memory journal: the fan-out's contract without a database."""
+
+    def __init__(self, n: int) -> None:
+        self.entries = [JournalEntry("s1", q, f"u{q}", q, {"identifier": "s1"}, None) for q in range(1, n + 1)]
+        self.reads = 0
+
+    async def read_after(self, strategy_id: str, after_q: int, limit: int) -> list[JournalEntry]:
+        self.reads += 1
+        await asyncio.sleep(0)
+        return [e for e in self.entries if e.q > after_q][:limit]
+
+
+class Notified(LocalFanout):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[int] = []
+
+    def publish(self, strategy_id: str, q: int, frame: str) -> None:
+        super().publish(strategy_id, q, frame)
+        self.seen.append(q)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.qs: list[int] = []
+
+    def deliver(self, strategy_id: str, q: int, frame: str) -> None:
+        self.qs.append(q)
+
+
+async def test_replica_fanout_orders_local_and_remote_appends() -> None:
+    journal = JournalStub(6)
+    fanout = ReplicaFanout(LocalFanout(), journal.read_after, lambda s: "st_1", {"s1": 0})
+    sink = Sink()
+    fanout.subscribe(sink, "s1")
+    fanout.publish("s1", 1, "frame-1")  # this replica's next q: handed over at once, no read
+    assert sink.qs == [1] and journal.reads == 0
+    fanout.publish("s1", 3, "frame-3")  # q=2 came from another replica: read from the journal, in order
+    fanout.wake("s1", 2)
+    fanout.publish("s1", 4, "frame-4")
+    await asyncio.sleep(0.05)
+    fanout.wake("s1", 6)
+    fanout.wake("s1", 5)
+    await asyncio.sleep(0.05)
+    assert sink.qs == [1, 2, 3, 4, 5, 6]
+    await fanout.close()
+
+
+async def test_replica_fanout_skips_unfollowed_strategies_but_not_for_a_notified_fanout() -> None:
+    plain_journal, notified_journal = JournalStub(3), JournalStub(3)
+    plain = ReplicaFanout(LocalFanout(), plain_journal.read_after, lambda s: "st_1", {})
+    plain.wake("s1", 3)
+    notified = Notified()
+    egress_side = ReplicaFanout(notified, notified_journal.read_after, lambda s: "st_1", {})
+    egress_side.wake("s1", 3)
+    await asyncio.sleep(0.05)
+    assert plain_journal.reads == 0 and plain.delivered("s1") == 3  # nobody here: moved on, nothing read
+    assert notified.seen == [1, 2, 3]  # the MQTT egress's fan-out hears of every q
+    await plain.close()
+    await egress_side.close()

@@ -93,6 +93,9 @@ class ReplicaFanout:
         # strategies created later start at 0 (their first q is 1)
         self._cursors: dict[str, _Cursor] = {sid: _Cursor(q) for sid, q in positions.items()}
         self._closed = False
+        # Only a plain LocalFanout may skip strategies nobody follows here: a subclass (the MQTT egress's
+        # NotifyingFanout) is told of every q, whoever appended it, so it must get them all.
+        self._skip_unfollowed = type(local) is LocalFanout
 
     # -- the Fanout interface ws.py uses
     def subscribe(self, subscriber: Subscriber, strategy_id: str) -> None:
@@ -149,7 +152,7 @@ class ReplicaFanout:
         try:
             while cursor.delivered < cursor.target and not self._closed:
                 stream_id = self._stream_id_of(strategy_id)
-                if self.local.count(strategy_id) == 0 or stream_id is None:
+                if stream_id is None or (self._skip_unfollowed and self.local.count(strategy_id) == 0):
                     cursor.delivered = cursor.target  # nobody here follows it (yet): see the class docstring
                     return
                 entries = await self._read_after(strategy_id, cursor.delivered, CATCH_UP_PAGE)
