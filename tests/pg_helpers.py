@@ -92,6 +92,13 @@ class PgServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def crash_restart(self) -> None:
+        """`pg_ctl stop -m immediate` (a crash: no shutdown checkpoint, every connection dropped), then start."""
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        options = f"-c listen_addresses='' -k {self.socket_dir} -p {PORT} -c max_connections=200"
+        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "server.log"), "-w",
+                     "-t", str(STEP_TIMEOUT_S), "-o", options, "start")
+
     def stop(self) -> None:
         if self.started:
             try:

@@ -305,3 +305,46 @@ async def test_replica_fanout_skips_unfollowed_strategies_but_not_for_a_notified
     assert notified.seen == [1, 2, 3]  # the MQTT egress's fan-out hears of every q
     await plain.close()
     await egress_side.close()
+
+
+async def test_replicas_ride_out_a_postgresql_crash_restart(tmp_path: Path) -> None:
+    """The database crashes and comes back: the append that hit the dead link is nacked (retryable), the
+    stores reconnect, LISTEN comes back, and the re-sent u is journaled once, delivered on the other replica."""
+    server = PgServer().start()
+    a = b = None
+    try:
+        url = server.create_database()
+        a = await start_hub("127.0.0.1", 0, tmp_path / "a", admin_token=DEFAULT_ADMIN_TOKEN, store_url=url)
+        b = await start_hub("127.0.0.1", 0, tmp_path / "b", admin_token=DEFAULT_ADMIN_TOKEN, store_url=url)
+        async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+            strategy = await admin_create_strategy(a.base_url, DEFAULT_ADMIN_TOKEN, "s1")
+            token = (await admin_create_follower(a.base_url, DEFAULT_ADMIN_TOKEN, "s1"))["token"]
+            assert await eventually(lambda: asyncio.sleep(0, "s1" in b.state.strategies), 2.0)
+            follower = await ws_connect(session, b.base_url, token)
+            await subscribe(follower, ["s1"], resume={"s1": 0})
+            publisher = await ws_connect(session, a.base_url, strategy["publish_secret"])
+            for _ in range(3):
+                assert (await publish(publisher, strategy))["type"] == "ack"
+            assert [m["q"] for m in await messages(follower, 3)] == [1, 2, 3]
+            connects = b.replicas.listen_connects  # type: ignore[union-attr]
+
+            await asyncio.to_thread(server.crash_restart)
+            bundle, nacks = make_bundle("s1"), []
+            for _attempt in range(40):  # what the publisher client does: the same u again, with backoff
+                answer = await publish(publisher, strategy, bundle=bundle, u="after-crash", d=2.0)
+                if answer["type"] == "ack":
+                    break
+                nacks.append(answer["message"])
+                await asyncio.sleep(0.25)
+            assert answer == {"type": "ack", "u": "after-crash", "q": 4}, nacks
+            assert all(n.startswith("internal") for n in nacks), nacks
+            assert [m["q"] for m in await messages(follower, 1, timeout=5)] == [4]
+            assert (await publish(publisher, strategy))["q"] == 5
+            assert [m["q"] for m in await messages(follower, 1, timeout=5)] == [5]
+            assert await eventually(lambda: asyncio.sleep(0, b.replicas.listen_connects > connects), 15.0)
+            print(f"\nafter the crash restart: {len(nacks)} retryable nack(s) before the re-sent u was journaled")
+    finally:
+        for hub in (a, b):
+            if hub is not None:
+                await hub.stop()
+        server.stop()

@@ -33,7 +33,6 @@ import urllib.parse
 from typing import Any
 
 import psycopg
-from psycopg import pq
 
 logger = logging.getLogger("octobot_signals.hub.store_pg")
 
@@ -93,6 +92,7 @@ class PgConnection:
         self._url = url
         self._conn: psycopg.Connection[Any] | None = None
         self._depth = 0  # nesting of `with db:` blocks
+        self._txn_open = False  # a BEGIN was sent on the current connection and not yet ended
         self._reconnect()
 
     # -- connection management
@@ -113,18 +113,13 @@ class PgConnection:
     def _live(self) -> psycopg.Connection[Any]:
         conn = self._conn
         if conn is None or conn.closed or conn.broken:
-            if self._depth:
+            if self._txn_open:  # its first statements died with the old link: the whole call fails
                 raise psycopg.OperationalError("connection lost inside a transaction")
             logger.warning("PostgreSQL connection lost: reconnecting to %s", redact_url(self._url))
             self._reconnect()
             conn = self._conn
         assert conn is not None
         return conn
-
-    @property
-    def in_transaction(self) -> bool:
-        conn = self._conn
-        return conn is not None and not conn.closed and conn.info.transaction_status != pq.TransactionStatus.IDLE
 
     def close(self) -> None:
         if self._conn is not None:
@@ -147,8 +142,9 @@ class PgConnection:
 
     def _begin(self, *, immediate: bool) -> psycopg.Cursor[Any]:
         conn = self._live()
-        if not self.in_transaction:
+        if not self._txn_open:
             conn.execute("BEGIN")
+            self._txn_open = True
         if immediate:
             return conn.execute("SELECT pg_advisory_xact_lock(%s)", (IMMEDIATE_LOCK_KEY,))
         return conn.execute("SELECT 1")
@@ -163,10 +159,12 @@ class PgConnection:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         self._depth -= 1
-        if self._depth or not self.in_transaction:
+        if self._depth:
             return
+        was_open, self._txn_open = self._txn_open, False
         conn = self._conn
-        assert conn is not None
+        if not was_open or conn is None or conn.closed or conn.broken:
+            return  # nothing to end, or the server already ended it with the link
         if exc_type is None:
             conn.execute("COMMIT")
         elif not conn.broken:
