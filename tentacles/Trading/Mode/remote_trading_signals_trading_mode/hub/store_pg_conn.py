@@ -33,6 +33,7 @@ import urllib.parse
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 
 logger = logging.getLogger("octobot_signals.hub.store_pg")
 
@@ -79,9 +80,16 @@ def translate(sql: str) -> str:
 APPLICATION_NAME = "octobot-signals-hub"  # what pg_stat_activity shows (the LISTEN one adds "-listen")
 
 
+def session_options(url: str) -> str:
+    """Our timeouts, then the URL's own `options` (a keyword argument alone would drop them): the last -c
+    wins, so an operator's statement_timeout in the URL overrides ours."""
+    given = psycopg.conninfo.conninfo_to_dict(url).get("options")
+    return f"{SESSION_OPTIONS} {given}" if given else SESSION_OPTIONS
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     # autocommit: a statement outside `with db:` commits alone, as with sqlite3's isolation_level=None
-    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=SESSION_OPTIONS,
+    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=session_options(url),
                            application_name=APPLICATION_NAME)
 
 
