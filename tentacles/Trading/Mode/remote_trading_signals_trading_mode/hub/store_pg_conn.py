@@ -87,10 +87,16 @@ def session_options(url: str) -> str:
     return f"{SESSION_OPTIONS} {given}" if given else SESSION_OPTIONS
 
 
+# A server that vanishes mid-query over TCP (a failover, a cut link) never answers: statement_timeout cannot
+# fire, so the kernel must give up on the socket (libpq ignores these on a Unix socket).
+TCP_SETTINGS: dict[str, int] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                                "keepalives_count": 3, "tcp_user_timeout": 30_000}
+
+
 def connect(url: str) -> psycopg.Connection[Any]:
     # autocommit: a statement outside `with db:` commits alone, as with sqlite3's isolation_level=None
     return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, options=session_options(url),
-                           application_name=APPLICATION_NAME)
+                           application_name=APPLICATION_NAME, **TCP_SETTINGS)
 
 
 class PgConnection:

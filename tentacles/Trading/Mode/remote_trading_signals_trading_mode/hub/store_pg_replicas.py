@@ -31,7 +31,7 @@ from .auth import bearer_token, hash_secret
 from .fanout import ReplicaFanout
 from .store import AsyncStore
 from .store_pg import CONTROL_CHANNEL, JOURNAL_CHANNEL
-from .store_pg_conn import APPLICATION_NAME, CONNECT_TIMEOUT_S, redact_url
+from .store_pg_conn import APPLICATION_NAME, CONNECT_TIMEOUT_S, TCP_SETTINGS, redact_url
 
 if TYPE_CHECKING:
     from .state import HubState
@@ -86,7 +86,7 @@ class ReplicaSync:
             try:
                 conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(
                     self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                    application_name=APPLICATION_NAME + "-listen"), CONNECT_TIMEOUT_S + 5)
+                    application_name=APPLICATION_NAME + "-listen", **TCP_SETTINGS), CONNECT_TIMEOUT_S + 5)
                 try:
                     await asyncio.wait_for(conn.execute(f"LISTEN {JOURNAL_CHANNEL}; LISTEN {CONTROL_CHANNEL}"),
                                            QUERY_TIMEOUT_S)
