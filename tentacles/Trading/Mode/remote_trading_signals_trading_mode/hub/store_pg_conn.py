@@ -156,12 +156,13 @@ class PgConnection:
 
     def _begin(self, *, immediate: bool) -> psycopg.Cursor[Any]:
         conn = self._live()
+        cursor = conn.cursor()  # callers ignore it; joining an open transaction costs no round trip
         if not self._txn_open:
-            conn.execute("BEGIN")
+            cursor = conn.execute("BEGIN")
             self._txn_open = True
         if immediate:
-            return conn.execute("SELECT pg_advisory_xact_lock(%s)", (IMMEDIATE_LOCK_KEY,))
-        return conn.execute("SELECT 1")
+            cursor = conn.execute("SELECT pg_advisory_xact_lock(%s)", (IMMEDIATE_LOCK_KEY,))
+        return cursor
 
     def executescript(self, script: str) -> None:
         self._live().execute(script)  # no parameters: the simple protocol runs several statements
