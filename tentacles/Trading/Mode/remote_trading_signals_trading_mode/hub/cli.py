@@ -14,7 +14,8 @@ from .store import is_postgresql_url
 def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 = any free port)")
-    parser.add_argument("--data", required=True, type=Path, help="data directory (SQLite journal, tokens)")
+    parser.add_argument("--data", required=True, type=Path, help="data directory (SQLite journal, tokens; "
+                        "with --store only web.key, the same file on every replica)")
     parser.add_argument(
         "--store",
         default=None,

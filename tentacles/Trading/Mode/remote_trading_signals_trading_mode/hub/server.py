@@ -62,10 +62,10 @@ class HubHandle:
         for connection in list(self.state.connections):
             connection.close_soon(1001, "hub shutting down")
         await self._runner.cleanup()
+        if self.replicas is not None:  # first: its catch-up feeds the MQTT egress's fan-out too
+            await self.replicas.stop()
         if self.mqtt is not None:  # after the last publish, before the store closes (it saves its position)
             await self.mqtt.stop()
-        if self.replicas is not None:
-            await self.replicas.stop()
         await self.state.store.close()
         logger.info("hub stopped")
 
