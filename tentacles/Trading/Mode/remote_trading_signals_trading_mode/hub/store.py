@@ -376,7 +376,11 @@ class AsyncStore:
         self._sync: StoreTables | None = None
 
     async def open(self) -> None:
-        self._sync = await self._call(self._open_sync)
+        try:
+            self._sync = await self._call(self._open_sync)
+        except BaseException:  # e.g. PostgreSQL unreachable: no thread is left behind
+            self._executor.shutdown(wait=False)
+            raise
 
     def _open_sync(self) -> StoreTables:
         if self.url is None:
