@@ -329,6 +329,9 @@ async def test_replicas_ride_out_a_postgresql_crash_restart(tmp_path: Path) -> N
             connects = b.replicas.listen_connects  # type: ignore[union-attr]
 
             await asyncio.to_thread(server.crash_restart)
+            # the first use of B's old store connection is this token lookup: answered, not a 500
+            async with session.get(f"{b.base_url}/api/strategies", headers=auth(token)) as resp:
+                assert resp.status == 200, await resp.text()
             bundle, nacks = make_bundle("s1"), []
             for _attempt in range(40):  # what the publisher client does: the same u again, with backoff
                 answer = await publish(publisher, strategy, bundle=bundle, u="after-crash", d=2.0)

@@ -150,6 +150,20 @@ class PgConnection:
     def pg(self, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
         """PostgreSQL's own SQL (`%s` placeholders), for PgStore's overrides."""
         try:
+            return self._run(sql, params)
+        except psycopg.OperationalError:
+            # The link died under this statement (a server restart or failover shows up at the first use of
+            # each old connection). A read outside a transaction is safe to run again on a new link: the token
+            # lookups of /cable and the API then answer instead of failing once per connection. A write is
+            # not retried here (it may have committed): its caller sees the error (a publish: a retryable nack).
+            conn = self._conn
+            if self._txn_open or sql.lstrip()[:6].upper() != "SELECT" or (
+                    conn is not None and not conn.closed and not conn.broken):
+                raise
+            return self._run(sql, params)
+
+    def _run(self, sql: str, params: Any) -> psycopg.Cursor[Any]:
+        try:
             return self._live().execute(sql, params)
         except psycopg.IntegrityError as err:
             raise sqlite3.IntegrityError(str(err).splitlines()[0]) from err
