@@ -16,9 +16,9 @@ store_pg.PgStore instead of translated here.
 - psycopg's IntegrityError is raised as sqlite3.IntegrityError, the one class the shared code catches.
 - Nested `with db:` blocks join the outer transaction (PgStore's overrides may run inside one).
 
-A broken connection (server restart, failover) is replaced at the next call, outside a transaction,
-with a bounded jittered backoff; the call that saw it fails (a publish then gets a retryable nack, and
-a re-sent `u` returns its first q). Every wait has a bound: connect_timeout, statement_timeout,
+A broken connection (server restart, failover) is replaced outside a transaction, with a bounded
+jittered backoff. A read outside a transaction is then run again once; any other call that saw the
+dead link fails (a publish then gets a retryable nack, and a re-sent `u` returns its first q). Every wait has a bound: connect_timeout, statement_timeout,
 idle_in_transaction_session_timeout.
 """
 from __future__ import annotations
