@@ -5,6 +5,7 @@ import json
 import logging
 import re
 import secrets
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,9 +54,20 @@ async def error_middleware(
         if err.status >= 400:
             return json_error(err.status, err.reason.lower().replace(" ", "_"), err.reason)
         raise
-    except Exception:
+    except Exception as err:
+        if _is_store_outage(err):  # the database went away (e.g. a PostgreSQL restart): clients retry
+            logger.warning("store unavailable on %s %s: %s", request.method, request.path, type(err).__name__)
+            return json_error(503, "store_unavailable", "the hub's database is unavailable: retry shortly")
         logger.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal", "internal error")
+
+
+def _is_store_outage(err: Exception) -> bool:
+    """A lost database link, without importing the PostgreSQL driver into a SQLite hub."""
+    if isinstance(err, ConnectionError):  # includes the PostgreSQL store's StoreUnavailable
+        return True
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(err, psycopg.OperationalError)
 
 
 def _state(request: web.Request) -> HubState:
