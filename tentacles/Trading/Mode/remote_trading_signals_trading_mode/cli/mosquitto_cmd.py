@@ -19,12 +19,15 @@ from ..hub.mosquitto_config import (
     reload_mosquitto,
     write_all,
 )
-from ..hub.store import DB_FILE, SqliteStore
+from ..hub.store import DB_FILE, SqliteStore, StoreTables, is_postgresql_url
 from .args import UsageError
 
 
 def add_mosquitto_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, type=Path, help="the hub's data directory")
+    parser.add_argument("--store", default=None, metavar="postgresql://...",
+                        help="the hub's PostgreSQL store, when it runs with one (default: the SQLite file in --data); "
+                             "the password may come from PGPASSWORD instead of the URL")
     parser.add_argument("--out", type=Path, default=None, help="where to write the files (default DATA/mosquitto)")
     parser.add_argument("--listen", default="0.0.0.0:1883",
                         help="followers' listener HOST:PORT (default 0.0.0.0:1883; stock OctoBot always uses 1883)")
@@ -32,6 +35,23 @@ def add_mosquitto_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the hub's listener HOST:PORT (default 127.0.0.1:1884)")
     parser.add_argument("--user", default="mosquitto",
                         help="user Mosquitto switches to when started as root (default mosquitto, Debian's)")
+
+
+def _open_store(args: argparse.Namespace) -> StoreTables:
+    """The store the hub uses: the usernames and the hub's password must be the ones it reads."""
+    if args.store is None:
+        if not (args.data / DB_FILE).is_file():
+            raise UsageError(f"--data: no hub store in {args.data} ({DB_FILE} missing)")
+        return SqliteStore(args.data / DB_FILE)
+    if not is_postgresql_url(args.store):
+        raise UsageError("--store: expected a postgresql:// URL")
+    from ..hub.store_pg import PgStore  # psycopg only when asked for
+    from ..hub.store_pg_conn import StoreUnavailable, redact_url
+
+    try:
+        return PgStore(args.store, migrate=False)
+    except StoreUnavailable as err:
+        raise UsageError(f"--store {redact_url(args.store)}: {err}") from None
 
 
 def mosquitto_command(args: argparse.Namespace) -> int:
@@ -44,11 +64,9 @@ def mosquitto_command(args: argparse.Namespace) -> int:
         )
     except MosquittoConfigError as err:
         raise UsageError(str(err)) from None
-    if not (args.data / DB_FILE).is_file():
-        raise UsageError(f"--data: no hub store in {args.data} ({DB_FILE} missing)")
     if layout.followers == layout.hub:
         raise UsageError("--listen and --hub-listen must differ")
-    db = SqliteStore(args.data / DB_FILE)
+    db = _open_store(args)
     try:
         readers = db.mqtt_readers()
         password = hub_password(db)
