@@ -22,7 +22,17 @@ def test_bench_smoke_json_contract_and_cleanup(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     result = json.loads(lines[-1])
-    assert set(result) == {"signal_to_order_ms", "fanout", "catch_up_1000_s", "rss_per_idle_follower_kb"}
+    # the original four figures, plus (added fields) the hub's idle RSS and the fan-out across 2 PostgreSQL replicas
+    assert set(result) == {"signal_to_order_ms", "fanout", "catch_up_1000_s", "rss_per_idle_follower_kb",
+                           "hub_idle_rss_kb", "fanout_replicas"}
+    assert 10_000 < result["hub_idle_rss_kb"] < 200_000
+    replicas = result["fanout_replicas"]
+    assert (replicas["store"], replicas["replicas"]) == ("postgresql", 2)
+    assert "skipped" not in replicas, replicas  # CI installs PostgreSQL's server binaries
+    assert len(replicas["hub_idle_rss_kb"]) == 2
+    assert [entry["followers"] for entry in replicas["fanout"]] == [3, 10]
+    for entry in replicas["fanout"]:  # every follower, on either replica, got every signal
+        assert entry["delivered_per_s"] > 0 and entry["p99_ms"] > 0
 
     latency = result["signal_to_order_ms"]
     assert set(latency) == {"p50", "p99", "n"}

@@ -25,6 +25,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="signals missed by the catching-up follower (default 1000)")
     parser.add_argument("--rounds", type=int, default=0,
                         help="signals published per fan-out size (default: automatic, 50-200)")
+    parser.add_argument("--pg-replicas", type=int, default=2, dest="pg_replicas", metavar="N",
+                        help="also run the fan-out across N hub replicas on a throwaway PostgreSQL 15 (needs its "
+                             "server binaries and root for runuser; default 2, 0 = off; skipped with the reason "
+                             "when PostgreSQL cannot run here)")
     parser.add_argument("--mode-cpu", action="store_true", dest="mode_cpu",
                         help="also measure the mode's CPU per bundle type (JSON: mode_cpu_ms)")
     parser.add_argument("--mode-cpu-only", action="store_true", dest="mode_cpu_only",
@@ -61,10 +65,12 @@ def bench_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--mode-samples must be between 1 and {MAX_SAMPLES}, got {args.mode_samples}")
     if not 0 <= args.history_links <= MAX_HISTORY_LINKS:
         raise UsageError(f"--history-links must be between 0 and {MAX_HISTORY_LINKS}, got {args.history_links}")
+    if not 0 <= args.pg_replicas <= 8:
+        raise UsageError(f"--pg-replicas must be between 0 and 8, got {args.pg_replicas}")
     options = BenchOptions(samples=args.samples, followers=_followers(args.followers), catch_up=args.catch_up,
                            rounds=args.rounds, mode_cpu=args.mode_cpu or args.mode_cpu_only,
                            mode_cpu_only=args.mode_cpu_only, mode_samples=args.mode_samples,
-                           history_links=args.history_links)
+                           history_links=args.history_links, pg_replicas=args.pg_replicas)
     quiet_octobot_logs()
     result = asyncio.run(run_bench(options, _write))
     for line in target_lines(result):

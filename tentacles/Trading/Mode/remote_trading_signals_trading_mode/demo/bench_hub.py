@@ -29,10 +29,12 @@ def free_port() -> int:
 
 
 class HubSubprocess:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, store_url: str | None = None, admin_token: str | None = None) -> None:
         self.data_dir = data_dir
+        self.store_url = store_url  # postgresql://...: a replica on a shared database (None: SQLite in data_dir)
         self.port = free_port()
-        self.admin_token = secrets.token_urlsafe(32)
+        # replicas of one database must share it: each stores the hash of the token it was started with
+        self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +54,8 @@ class HubSubprocess:
                 [sys.executable, "-m", "octobot_signals.hub", "--host", "127.0.0.1", "--port", str(self.port),
                  "--data", str(self.data_dir),
                  # the fan-out bench connects its 1,000 followers with one token, far over the default limit
-                 "--max-connections-per-token", "100000", "--max-publishes-per-minute", "1000000"],
+                 "--max-connections-per-token", "100000", "--max-publishes-per-minute", "1000000",
+                 *(["--store", self.store_url] if self.store_url else [])],
                 stdout=log, stderr=log, env=env,
             )
         deadline = time.monotonic() + START_TIMEOUT_S

@@ -19,6 +19,7 @@ from .bench_hub import HubSubprocess
 from .bench_latency import signal_to_order
 from .bench_mode import describe as describe_mode_cpu
 from .bench_mode import mode_cpu
+from .bench_replicas import fanout_replicas
 
 FD_HEADROOM = 256
 TARGETS = {"signal_to_order_p99_ms": 5.0, "fanout_1000_p99_ms": 250.0, "catch_up_1000_s": 1.0}
@@ -34,6 +35,7 @@ class BenchOptions:
     mode_cpu_only: bool = False  # ...and nothing else (no hub)
     mode_samples: int = 200
     history_links: int = 100_000
+    pg_replicas: int = 0  # > 0: also a fan-out across that many hub replicas on a throwaway PostgreSQL
 
 
 def rounds_for(options: BenchOptions) -> Callable[[int], int]:
@@ -71,7 +73,8 @@ async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict
         hub = HubSubprocess(Path(tmp) / "hub")
         await hub.start()
         try:
-            write(f"hub (pid {hub.pid}) on {hub.base_url}")
+            idle_rss_kb = hub.rss_kb()
+            write(f"hub (pid {hub.pid}) on {hub.base_url}, SQLite store, idle RSS {idle_rss_kb / 1024:.1f} MB")
             write(f"signal -> order: {options.samples} samples (publisher -> hub -> FollowerClient -> mode)")
             latency = await signal_to_order(hub.base_url, hub.admin_token, options.samples, Path(tmp) / "latency",
                                             write)
@@ -82,12 +85,20 @@ async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict
             catch_up_s = await catch_up(hub.base_url, hub.admin_token, options.catch_up, Path(tmp) / "catchup", write)
         finally:
             hub.stop()
+        replicas = None
+        if options.pg_replicas:
+            write(f"fan-out across {options.pg_replicas} hub replicas on PostgreSQL")
+            replicas = await fanout_replicas(options.followers, options.pg_replicas, rounds_for(options),
+                                             Path(tmp) / "replicas", write)
     result: dict[str, Any] = {
         "signal_to_order_ms": latency,
         "fanout": fanout_results,
         "catch_up_1000_s": round(catch_up_s, 3),
         "rss_per_idle_follower_kb": None if rss_kb is None else round(rss_kb, 1),
+        "hub_idle_rss_kb": idle_rss_kb,
     }
+    if replicas is not None:
+        result["fanout_replicas"] = replicas
     if options.mode_cpu:
         result["mode_cpu_ms"] = await run_mode_cpu(options, write)
     write(f"bench done in {time.monotonic() - started:.1f} s")
