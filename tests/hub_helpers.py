@@ -156,13 +156,48 @@ async def publish(ws: aiohttp.ClientWebSocketResponse, strategy: dict[str, Any],
     return await recv_json(ws)
 
 
-class HubProcess:
-    """`python -m octobot_signals.hub` as a child process on a fixed port (so restarts keep the URL)."""
+class HubEnv:
+    """One running hub and a client session: create strategies and followers as the admin, connect to /cable."""
 
-    def __init__(self, data_dir: Path, port: int | None = None, admin_token: str = DEFAULT_ADMIN_TOKEN) -> None:
+    def __init__(self, hub: HubHandle, session: aiohttp.ClientSession) -> None:
+        self.hub = hub
+        self.session = session
+        self.url = hub.base_url
+        self.admin_token = hub.admin_token or DEFAULT_ADMIN_TOKEN
+
+    async def strategy(self, strategy_id: str, **overrides: Any) -> dict[str, Any]:
+        return await admin_create_strategy(self.url, self.admin_token, strategy_id, **overrides)
+
+    async def follower(self, strategy_id: str) -> dict[str, Any]:
+        return await admin_create_follower(self.url, self.admin_token, strategy_id)
+
+    async def follower_token(self, strategy_id: str) -> str:
+        return (await self.follower(strategy_id))["token"]
+
+    async def connect(self, token: str | None) -> aiohttp.ClientWebSocketResponse:
+        return await ws_connect(self.session, self.url, token)
+
+
+HUB_MODULE = [PYTHON, "-m", "octobot_signals.hub"]
+HUB_CLI = [PYTHON, "-m", "octobot_signals.cli.main", "hub"]  # what a user types: `octobot-signals hub`
+
+
+class HubProcess:
+    """A hub as a child process on a fixed port (so restarts keep the URL); its output in DATA/LOG_NAME.
+
+    command: `python -m octobot_signals.hub` (default) or the `octobot-signals hub` CLI;
+    extra_args: e.g. `--store postgresql://...`, `--mqtt-egress ...`.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None, admin_token: str = DEFAULT_ADMIN_TOKEN, *,
+                 command: list[str] | None = None, extra_args: list[str] | None = None,
+                 log_name: str = "hub-process.log") -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.admin_token = admin_token
+        self.command = command or HUB_MODULE
+        self.extra_args = extra_args or []
+        self.log_path = data_dir / log_name
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -172,11 +207,11 @@ class HubProcess:
     def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, ADMIN_TOKEN_ENV: self.admin_token, "PYTHONUNBUFFERED": "1"}
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.data_dir / "hub-process.log", "a")  # closed right after spawn (the child keeps its copy)
+        log = open(self.log_path, "a")  # closed right after spawn (the child keeps its copy)
         try:
             self.proc = subprocess.Popen(
-                [PYTHON, "-m", "octobot_signals.hub", "--host", "127.0.0.1", "--port", str(self.port), "--data",
-                 str(self.data_dir)],
+                [*self.command, "--host", "127.0.0.1", "--port", str(self.port), "--data", str(self.data_dir),
+                 *self.extra_args],
                 stdout=log,
                 stderr=log,
                 env=env,
@@ -187,7 +222,7 @@ class HubProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"hub exited early with {self.proc.returncode}")
+                raise RuntimeError(f"hub exited early with {self.proc.returncode}: {self.log_tail()}")
             try:
                 with urllib.request.urlopen(self.base_url + "/api/health", timeout=1) as resp:
                     if resp.status == 200:
@@ -195,7 +230,10 @@ class HubProcess:
             except OSError:
                 time.sleep(0.05)
         self.kill()
-        raise RuntimeError("hub did not start in time")
+        raise RuntimeError(f"hub did not start in time: {self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return self.log_path.read_text(errors="replace")[-2000:] if self.log_path.is_file() else ""
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, like a crash."""

@@ -14,22 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from hub_helpers import (
     DEFAULT_ADMIN_TOKEN,
+    HubProcess,
     admin_create_follower,
     admin_create_strategy,
     auth,
-    free_port,
     make_bundle,
     publish,
     ws_connect,
@@ -38,7 +33,6 @@ from octobot_signals.feed.follower_client import FollowerClient
 from octobot_signals.feed.outbox import Outbox
 from octobot_signals.feed.publisher_client import PublisherClient
 from octobot_signals.feed.state_store import FollowerState
-from octobot_signals.hub.server import ADMIN_TOKEN_ENV
 from pg_helpers import PgServer, pg_server  # noqa: F401  (fixture)
 
 N = 150  # messages per strategy
@@ -46,52 +40,9 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 CONVERGE_S = 60.0
 
 
-class Replica:
+def replica_process(data: Path, store_url: str) -> HubProcess:
     """`python -m octobot_signals.hub --store postgresql://...` as a child process."""
-
-    def __init__(self, index: int, data: Path, store_url: str) -> None:
-        self.index, self.data, self.store_url = index, data, store_url
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        self.data.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, ADMIN_TOKEN_ENV: DEFAULT_ADMIN_TOKEN, "PYTHONUNBUFFERED": "1"}
-        with open(self.data / "hub-process.log", "a") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "octobot_signals.hub", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--data", str(self.data), "--store", self.store_url], stdout=log, stderr=log, env=env)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"replica {self.index} exited with {self.proc.returncode}: {self.log_tail()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/api/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError(f"replica {self.index} did not start: {self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return (self.data / "hub-process.log").read_text(errors="replace")[-2000:]
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
+    return HubProcess(data, extra_args=["--store", store_url])
 
 
 class Balancer:
@@ -171,7 +122,7 @@ async def history(session: aiohttp.ClientSession, base_url: str, strategy_id: st
 
 async def test_three_replicas_kill_one_mid_stream(tmp_path: Path, pg_server: PgServer) -> None:  # noqa: F811
     store_url = pg_server.create_database()
-    replicas = [Replica(i, tmp_path / f"replica{i}", store_url) for i in range(3)]
+    replicas = [replica_process(tmp_path / f"replica{i}", store_url) for i in range(3)]
     balancers: list[Balancer] = []
     clients: list[Any] = []
     try:

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from hub_helpers import (
+    HubEnv,
     RawWebSocket,
     admin_create_follower,
     admin_create_strategy,
@@ -26,30 +27,13 @@ from hub_helpers import (
     ws_connect,
 )
 from octobot_signals.core import protocol
-from octobot_signals.hub.server import HubHandle
-
-
-class Env:
-    def __init__(self, hub: HubHandle, session: aiohttp.ClientSession) -> None:
-        self.hub = hub
-        self.session = session
-        self.url = hub.base_url
-
-    async def strategy(self, strategy_id: str, **overrides: Any) -> dict[str, Any]:
-        return await admin_create_strategy(self.url, self.hub.admin_token, strategy_id, **overrides)
-
-    async def follower(self, strategy_id: str) -> str:
-        return (await admin_create_follower(self.url, self.hub.admin_token, strategy_id))["token"]
-
-    async def connect(self, token: str | None) -> aiohttp.ClientWebSocketResponse:
-        return await ws_connect(self.session, self.url, token)
 
 
 @pytest_asyncio.fixture
-async def env(tmp_path: Path) -> AsyncIterator[Env]:
+async def env(tmp_path: Path) -> AsyncIterator[HubEnv]:
     async with running_hub(tmp_path / "hub") as hub:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-            yield Env(hub, session)
+            yield HubEnv(hub, session)
 
 
 async def collect(ws: aiohttp.ClientWebSocketResponse, n: int, timeout: float = 5.0) -> list[dict[str, Any]]:
@@ -66,11 +50,11 @@ async def assert_silent(ws: aiohttp.ClientWebSocketResponse, seconds: float = 0.
         await recv_json(ws, seconds)
 
 
-async def test_ordered_delivery_to_several_followers(env: Env) -> None:
+async def test_ordered_delivery_to_several_followers(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     followers = []
     for _ in range(3):
-        ws = await env.connect(await env.follower("s1"))
+        ws = await env.connect(await env.follower_token("s1"))
         await subscribe(ws, ["s1"])
         followers.append(ws)
     publisher = await env.connect(strategy["publish_secret"])
@@ -87,12 +71,12 @@ async def test_ordered_delivery_to_several_followers(env: Env) -> None:
         await assert_silent(ws, 0.1)
 
 
-async def test_subscribe_all_and_visibility(env: Env) -> None:
+async def test_subscribe_all_and_visibility(env: HubEnv) -> None:
     public = await env.strategy("pub")
     private = await env.strategy("priv", visibility="private")
-    outsider = await env.connect(await env.follower("pub"))
+    outsider = await env.connect(await env.follower_token("pub"))
     await subscribe(outsider)  # everything it may follow: the public one only
-    member = await env.connect(await env.follower("priv"))
+    member = await env.connect(await env.follower_token("priv"))
     await subscribe(member)
     for strategy in (public, private):
         publisher = await env.connect(strategy["publish_secret"])
@@ -111,9 +95,9 @@ async def test_subscribe_all_and_visibility(env: Env) -> None:
     assert frame["type"] == "reject_subscription" and "missing" in frame["message"], frame
 
 
-async def test_resume_replays_before_live(env: Env) -> None:
+async def test_resume_replays_before_live(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
-    token = await env.follower("s1")
+    token = await env.follower_token("s1")
     publisher = await env.connect(strategy["publish_secret"])
     acks = [await publish(publisher, strategy) for _ in range(5)]
     follower = await env.connect(token)
@@ -134,10 +118,10 @@ async def test_resume_replays_before_live(env: Env) -> None:
     assert (await recv_json(other))["type"] == "reject_subscription"
 
 
-async def test_resume_during_live_publishing_is_gapless(env: Env) -> None:
+async def test_resume_during_live_publishing_is_gapless(env: HubEnv) -> None:
     """Replay and live traffic race: the follower still sees 1..N once each, in order."""
     strategy = await env.strategy("s1")
-    token = await env.follower("s1")
+    token = await env.follower_token("s1")
     publisher = await env.connect(strategy["publish_secret"])
     for _ in range(300):
         await publisher.send_str(publish_command(strategy)[0])
@@ -158,9 +142,9 @@ async def test_resume_during_live_publishing_is_gapless(env: Env) -> None:
     await assert_silent(follower)
 
 
-async def test_duplicate_u_returns_same_ack_and_is_journaled_once(env: Env) -> None:
+async def test_duplicate_u_returns_same_ack_and_is_journaled_once(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
-    follower = await env.connect(await env.follower("s1"))
+    follower = await env.connect(await env.follower_token("s1"))
     await subscribe(follower, ["s1"])
     publisher = await env.connect(strategy["publish_secret"])
     bundle = make_bundle("s1")
@@ -178,10 +162,10 @@ async def test_duplicate_u_returns_same_ack_and_is_journaled_once(env: Env) -> N
         assert [m["q"] for m in await r.json()] == [1, 2]
 
 
-async def test_publish_refusals(env: Env) -> None:
+async def test_publish_refusals(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     other = await env.strategy("s2")
-    token = await env.follower("s1")
+    token = await env.follower_token("s1")
     # A follower token may not publish.
     follower = await env.connect(token)
     nack = await publish(follower, strategy)
@@ -208,9 +192,9 @@ async def test_publish_refusals(env: Env) -> None:
     assert ack["type"] == "ack" and ack["q"] == 1, ack
 
 
-async def test_refused_command_keeps_connection(env: Env) -> None:
+async def test_refused_command_keeps_connection(env: HubEnv) -> None:
     await env.strategy("s1")
-    ws = await env.connect(await env.follower("s1"))
+    ws = await env.connect(await env.follower_token("s1"))
     await ws.send_str(json.dumps({"command": "dance", "identifier": protocol.CHANNEL_IDENTIFIER}))
     frame = await recv_json(ws)
     assert frame["type"] == "error" and "command" in frame["message"], frame
@@ -219,11 +203,11 @@ async def test_refused_command_keeps_connection(env: Env) -> None:
     await subscribe(ws, ["s1"])
 
 
-async def test_signatures(env: Env) -> None:
+async def test_signatures(env: HubEnv) -> None:
     private_key, public_key = protocol.generate_keypair()
     forger_key, _ = protocol.generate_keypair()
     strategy = await env.strategy("signed", public_key=public_key)
-    follower = await env.connect(await env.follower("signed"))
+    follower = await env.connect(await env.follower_token("signed"))
     await subscribe(follower, ["signed"])
     publisher = await env.connect(strategy["publish_secret"])
     nack = await publish(publisher, strategy)  # unsigned
@@ -237,9 +221,9 @@ async def test_signatures(env: Env) -> None:
     await assert_silent(follower)
 
 
-async def test_oversize_frame_closes_1009_and_hub_serves_others(env: Env) -> None:
+async def test_oversize_frame_closes_1009_and_hub_serves_others(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
-    bystander = await env.connect(await env.follower("s1"))
+    bystander = await env.connect(await env.follower_token("s1"))
     await subscribe(bystander, ["s1"])
     victim = await env.connect(strategy["publish_secret"])
     await victim.send_str("x" * (protocol.MAX_FRAME_BYTES + 1))
@@ -252,7 +236,7 @@ async def test_oversize_frame_closes_1009_and_hub_serves_others(env: Env) -> Non
     assert len(await collect(bystander, 1)) == 1
 
 
-async def test_frame_at_the_limit_is_read(env: Env) -> None:
+async def test_frame_at_the_limit_is_read(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     publisher = await env.connect(strategy["publish_secret"])
     bundle = make_bundle("s1")
@@ -272,9 +256,9 @@ async def test_frame_at_the_limit_is_read(env: Env) -> None:
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 1009, msg
 
 
-async def test_garbage_frame_closes_1008_and_hub_serves_others(env: Env) -> None:
+async def test_garbage_frame_closes_1008_and_hub_serves_others(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
-    token = await env.follower("s1")
+    token = await env.follower_token("s1")
     bystander = await env.connect(token)
     await subscribe(bystander, ["s1"])
     for garbage in ["{not json", "[1,2,3]"]:
@@ -293,7 +277,7 @@ async def test_garbage_frame_closes_1008_and_hub_serves_others(env: Env) -> None
     assert len(await collect(bystander, 1)) == 1
 
 
-async def test_ws_auth_failures(env: Env) -> None:
+async def test_ws_auth_failures(env: HubEnv) -> None:
     await env.strategy("s1")
     for headers in [{}, auth("wrong-token"), {"Authorization": "Basic abc"}]:
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
@@ -301,13 +285,13 @@ async def test_ws_auth_failures(env: Env) -> None:
         assert info.value.status == 401
     # A token in the URL is ignored.
     with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-        await env.session.ws_connect(env.url + protocol.WS_PATH + "?token=" + await env.follower("s1"))
+        await env.session.ws_connect(env.url + protocol.WS_PATH + "?token=" + await env.follower_token("s1"))
     assert info.value.status == 401
 
 
-async def test_ping_frames_are_compact(env: Env) -> None:
+async def test_ping_frames_are_compact(env: HubEnv) -> None:
     await env.strategy("s1")
-    ws = await env.connect(await env.follower("s1"))
+    ws = await env.connect(await env.follower_token("s1"))
     start = time.time()
     msg = await asyncio.wait_for(ws.receive(), protocol.PING_INTERVAL_S + 2)
     assert msg.type == aiohttp.WSMsgType.TEXT
@@ -423,10 +407,10 @@ async def test_follower_vanishing_mid_replay_is_cleaned_up(tmp_path: Path) -> No
             assert [m["q"] for m in await collect(follower, 2)] == [149, 150]
 
 
-async def test_identifier_is_compared_as_json_and_echoed_as_sent(env: Env) -> None:
+async def test_identifier_is_compared_as_json_and_echoed_as_sent(env: HubEnv) -> None:
     """ActionCable reads the identifier as JSON: OctoBot's 2022 client sent Python's json.dumps spelling."""
     strategy = await env.strategy("s1")
-    token = await env.follower("s1")
+    token = await env.follower_token("s1")
     publisher = await env.connect(strategy["publish_secret"])
     assert (await publish(publisher, strategy))["q"] == 1
     spaced = json.dumps({"channel": "Spree::MessageChannel"})  # '{"channel": "Spree::MessageChannel"}'

@@ -3,17 +3,15 @@ process (SIGKILLed and restarted: it resumes after the last saved q), `mosquitto
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 from hub_helpers import (
     DEFAULT_ADMIN_TOKEN,
+    HUB_CLI,
+    HubProcess,
     admin_create_follower,
     admin_create_strategy,
     free_port,
@@ -28,7 +26,7 @@ from mqtt_broker import (
     require_mosquitto,
     write_mosquitto_config,
 )
-from octobot_signals.hub.server import ADMIN_TOKEN_ENV, start_hub
+from octobot_signals.hub.server import start_hub
 
 CLI = [sys.executable, "-m", "octobot_signals.cli.main"]
 
@@ -37,44 +35,10 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
-class HubCli:
-    def __init__(self, data: Path, out: Path, hub_port: int) -> None:
-        self.data, self.out, self.hub_port = data, out, hub_port
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        log = open(self.data / "hub-cli.log", "ab")
-        try:
-            self.proc = subprocess.Popen(
-                [*CLI, "hub", "--port", str(self.port), "--data", str(self.data),
-                 "--mqtt-egress", f"mqtt://127.0.0.1:{self.hub_port}", "--mosquitto-dir", str(self.out)],
-                stdout=log, stderr=log, env={**os.environ, ADMIN_TOKEN_ENV: DEFAULT_ADMIN_TOKEN})
-        finally:
-            log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, (self.data / "hub-cli.log").read_text()
-            try:
-                with urllib.request.urlopen(self.base_url + "/api/health", timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("hub did not start")
-
-    def kill9(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def terminate(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=15)
+def hub_cli(data: Path, out: Path, hub_port: int) -> HubProcess:
+    """`octobot-signals hub --mqtt-egress ... --mosquitto-dir ...`, as a user starts it."""
+    return HubProcess(data, command=HUB_CLI, log_name="hub-cli.log",
+                      extra_args=["--mqtt-egress", f"mqtt://127.0.0.1:{hub_port}", "--mosquitto-dir", str(out)])
 
 
 async def test_hub_command_egress_resumes_after_kill_9(tmp_path: Path) -> None:
@@ -92,7 +56,7 @@ async def test_hub_command_egress_resumes_after_kill_9(tmp_path: Path) -> None:
     for name in ("mosquitto.conf", "followers.acl", "hub.acl", "hub.passwd"):
         assert (out / name).stat().st_mode & 0o077 in (0, 0o040), name  # not world-readable
     with MosquittoProcess(out / "mosquitto.conf", [followers_port, hub_port]):
-        cli = HubCli(data, out, hub_port)
+        cli = hub_cli(data, out, hub_port)
         await asyncio.to_thread(cli.start)
         sub: Subscriber | None = None
         try:
@@ -108,7 +72,7 @@ async def test_hub_command_egress_resumes_after_kill_9(tmp_path: Path) -> None:
                 await sub.wait_for(30)
                 await ws.close()
             await asyncio.sleep(0.2)  # the egress saves its position right after each PUBACK
-            await asyncio.to_thread(cli.kill9)
+            await asyncio.to_thread(cli.kill)
             await asyncio.to_thread(cli.start)
             async with aiohttp.ClientSession() as session:
                 ws = await ws_connect(session, cli.base_url, strategy["publish_secret"])

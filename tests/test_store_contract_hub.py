@@ -14,6 +14,7 @@ import pytest
 import pytest_asyncio
 from hub_helpers import (
     DEFAULT_ADMIN_TOKEN,
+    HubEnv,
     admin_create_follower,
     admin_create_strategy,
     auth,
@@ -32,22 +33,6 @@ TIMEOUT = aiohttp.ClientTimeout(total=10)
 PASSWORD = "correct horse battery"
 
 
-class Env:
-    def __init__(self, hub: HubHandle, session: aiohttp.ClientSession) -> None:
-        self.hub = hub
-        self.session = session
-        self.url = hub.base_url
-
-    async def strategy(self, strategy_id: str, **overrides: Any) -> dict[str, Any]:
-        return await admin_create_strategy(self.url, DEFAULT_ADMIN_TOKEN, strategy_id, **overrides)
-
-    async def follower(self, strategy_id: str) -> dict[str, Any]:
-        return await admin_create_follower(self.url, DEFAULT_ADMIN_TOKEN, strategy_id)
-
-    async def connect(self, token: str | None) -> aiohttp.ClientWebSocketResponse:
-        return await ws_connect(self.session, self.url, token)
-
-
 async def open_hub(data: Path, url: str | None) -> HubHandle:
     hub = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN, store_url=url)
     assert hub.state.store.shared is (url is not None) and (hub.replicas is not None) is (url is not None)
@@ -55,11 +40,11 @@ async def open_hub(data: Path, url: str | None) -> HubHandle:
 
 
 @pytest_asyncio.fixture
-async def env(tmp_path: Path, store_url: str | None) -> AsyncIterator[Env]:  # noqa: F811
+async def env(tmp_path: Path, store_url: str | None) -> AsyncIterator[HubEnv]:  # noqa: F811
     hub = await open_hub(tmp_path / "hub", store_url)
     try:
         async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
-            yield Env(hub, session)
+            yield HubEnv(hub, session)
     finally:
         await hub.stop()
 
@@ -82,7 +67,7 @@ async def assert_closed(ws: aiohttp.ClientWebSocketResponse, timeout: float = 5.
     raise AssertionError("connection still open")
 
 
-async def test_publish_ack_delivery_resend_and_resume(env: Env) -> None:
+async def test_publish_ack_delivery_resend_and_resume(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     token = (await env.follower("s1"))["token"]
     live = await env.connect(token)
@@ -106,7 +91,7 @@ async def test_publish_ack_delivery_resend_and_resume(env: Env) -> None:
     assert [m["q"] for m in await collect(late, 1)] == [12]
 
 
-async def test_resume_during_live_publishing_is_gapless(env: Env) -> None:
+async def test_resume_during_live_publishing_is_gapless(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     token = (await env.follower("s1"))["token"]
     publisher = await env.connect(strategy["publish_secret"])
@@ -128,7 +113,7 @@ async def test_resume_during_live_publishing_is_gapless(env: Env) -> None:
     await assert_silent(follower)
 
 
-async def test_history_lookup_and_profile_links(env: Env) -> None:
+async def test_history_lookup_and_profile_links(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     token = (await env.follower("s1"))["token"]
     publisher = await env.connect(strategy["publish_secret"])
@@ -148,7 +133,7 @@ async def test_history_lookup_and_profile_links(env: Env) -> None:
         assert resp.status == 410
 
 
-async def test_revoke_and_rotate_close_live_connections(env: Env) -> None:
+async def test_revoke_and_rotate_close_live_connections(env: HubEnv) -> None:
     strategy = await env.strategy("s1")
     follower = await env.follower("s1")
     ws = await env.connect(follower["token"])
@@ -169,7 +154,7 @@ async def test_revoke_and_rotate_close_live_connections(env: Env) -> None:
     assert (await publish(fresh, strategy))["type"] == "ack"
 
 
-async def test_web_front_signup_subscribe_unsubscribe(env: Env) -> None:
+async def test_web_front_signup_subscribe_unsubscribe(env: HubEnv) -> None:
     await env.strategy("pub", name="Public one")
     code = "inv_contract_code"
     now = time.time()
