@@ -284,8 +284,8 @@ async def _journey(venv: Path, work: Path, titles: dict[str, str]) -> browser_su
                 # offline, live trading stops at the exchange connection before any mode exists: the same
                 # bot folder, profile and saved config run as a backtest, where OctoBot creates the mode
                 candles = [[START + i * HOUR, 20000, 20100, 19900, 20000, 10] for i in range(12)]
-                data_file = support.write_data_file(venv, bot_dir, exchange="binance", time_frame="1h",
-                                                    candles={"BTC/USDT": candles})
+                data_file = await asyncio.to_thread(support.write_data_file, venv, bot_dir, exchange="binance",
+                                                    time_frame="1h", candles={"BTC/USDT": candles})
                 output = await support.run_async([support.octobot_of(venv), "-b", "-bf", data_file, "-nw", "-nt"],
                                                  bot_dir)
                 assert f"Using {profile_name} profile" in output
