@@ -1,13 +1,16 @@
-"""`octobot-signals bench [--json] [--mode-cpu]`: signal -> order latency, hub fan-out, catch-up, hub memory,
-and optionally the mode's CPU per bundle type with and without a long order map history."""
+"""`octobot-signals bench [--json] [--mode-cpu [--stock-zip PATH]]`: signal -> order latency, hub fan-out,
+catch-up, hub memory, and optionally the mode's CPU per bundle type with and without a long order map
+history, beside the stock mode's."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
 import sys
+from pathlib import Path
 
 from ..demo.bench_run import BenchOptions, run_bench, target_lines
+from ..demo.bench_stock import stock_source_problem
 from .args import UsageError
 from .replay import quiet_octobot_logs
 
@@ -37,6 +40,10 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rounds of the four bundle types for --mode-cpu (default 200)")
     parser.add_argument("--history-links", type=int, default=100_000, dest="history_links",
                         help="order map links of history for --mode-cpu's second run (default 100000)")
+    parser.add_argument("--stock-zip", type=Path, default=None, dest="stock_zip", metavar="PATH",
+                        help="with --mode-cpu[-only]: also measure OctoBot's stock mode on the same exchange and "
+                             "bundles, from its default tentacles zip or its remote_trading_signals_trading.py "
+                             "(JSON: mode_cpu_ms.stock and mode_cpu_ms.vs_stock)")
 
 
 def _followers(text: str) -> list[int]:
@@ -47,6 +54,16 @@ def _followers(text: str) -> list[int]:
     if not sizes or any(not 1 <= size <= MAX_FOLLOWERS for size in sizes):
         raise UsageError(f"--followers {text!r}: each size must be between 1 and {MAX_FOLLOWERS}")
     return sizes
+
+
+def _stock_zip(args: argparse.Namespace) -> Path | None:
+    if args.stock_zip is None:
+        return None
+    if not (args.mode_cpu or args.mode_cpu_only):
+        raise UsageError("--stock-zip needs --mode-cpu or --mode-cpu-only")
+    if problem := stock_source_problem(args.stock_zip):
+        raise UsageError(f"--stock-zip {args.stock_zip}: {problem}")
+    return args.stock_zip.resolve()
 
 
 def _write(line: str) -> None:
@@ -70,7 +87,8 @@ def bench_command(args: argparse.Namespace) -> int:
     options = BenchOptions(samples=args.samples, followers=_followers(args.followers), catch_up=args.catch_up,
                            rounds=args.rounds, mode_cpu=args.mode_cpu or args.mode_cpu_only,
                            mode_cpu_only=args.mode_cpu_only, mode_samples=args.mode_samples,
-                           history_links=args.history_links, pg_replicas=args.pg_replicas)
+                           history_links=args.history_links, pg_replicas=args.pg_replicas,
+                           stock_zip=_stock_zip(args))
     quiet_octobot_logs()
     result = asyncio.run(run_bench(options, _write))
     for line in target_lines(result):

@@ -52,7 +52,8 @@ def _stop_loss_cancel(stop_id: str) -> dict[str, Any]:
     return stop
 
 
-def _round(index: int) -> list[tuple[str, dict[str, Any]]]:
+def round_bundles() -> list[tuple[str, dict[str, Any]]]:
+    """One round: (kind, feed message) for each of KINDS, with fresh order ids. Also run on the stock mode."""
     limit_id, entry_id, stop_id = new_order_id(), new_order_id(), new_order_id()
     limit = str(PRICE * Decimal("0.8"))  # far below the market: rests, never fills
     return [
@@ -75,9 +76,14 @@ async def _seed_history(path: Path, links: int) -> None:
         order_map.close_storage()
 
 
+def bench_spec() -> SimExchangeSpec:
+    """The simulated exchange every mode CPU run uses (ours and the stock mode's)."""
+    return SimExchangeSpec(portfolio={"USDT": Decimal(10_000_000), "BTC": Decimal(10)}, prices={BENCH_SYMBOL: PRICE})
+
+
 async def mode_cpu(samples: int, history_links: int, write: Callable[[str], None]) -> dict[str, Any]:
     """CPU ms per bundle type: {kind: {"p50", "p99", "n"}} and the history size it ran with."""
-    spec = SimExchangeSpec(portfolio={"USDT": Decimal(10_000_000), "BTC": Decimal(10)}, prices={BENCH_SYMBOL: PRICE})
+    spec = bench_spec()
     cpu_ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
     wall_ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
     failures: list[str] = []
@@ -86,7 +92,7 @@ async def mode_cpu(samples: int, history_links: int, write: Callable[[str], None
             if history_links:
                 await _seed_history(follower.mode.order_map_path(), history_links)
             for index in range(WARMUP_ROUNDS + samples):
-                for kind, message in _round(index):
+                for kind, message in round_bundles():
                     cpu_start, wall_start = time.process_time(), time.perf_counter()
                     outcomes = await follower.apply(message)
                     cpu, wall = time.process_time() - cpu_start, time.perf_counter() - wall_start

@@ -20,9 +20,11 @@ from .bench_latency import signal_to_order
 from .bench_mode import describe as describe_mode_cpu
 from .bench_mode import mode_cpu
 from .bench_replicas import fanout_replicas
+from .bench_stock import run_stock_subprocess, vs_stock
 
 FD_HEADROOM = 256
 TARGETS = {"signal_to_order_p99_ms": 5.0, "fanout_1000_p99_ms": 250.0, "catch_up_1000_s": 1.0}
+VS_STOCK_TARGET = 1.2  # issue 12: our mode's CPU per bundle within 1.2x of the stock mode's, at 0 links
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class BenchOptions:
     mode_samples: int = 200
     history_links: int = 100_000
     pg_replicas: int = 0  # > 0: also a fan-out across that many hub replicas on a throwaway PostgreSQL
+    stock_zip: Path | None = None  # also measure the stock mode (its tentacles zip or .py) beside ours
 
 
 def rounds_for(options: BenchOptions) -> Callable[[int], int]:
@@ -61,7 +64,27 @@ async def run_mode_cpu(options: BenchOptions, write: Callable[[str], None]) -> d
         for line in describe_mode_cpu(result):
             write(line)
         results[f"links_{links}"] = result["cpu_ms"]
+        if links == 0 and options.stock_zip is not None:  # right after ours at 0 links: same machine state
+            results.update(await run_stock(options.stock_zip, options.mode_samples, result["cpu_ms"], write))
     return results
+
+
+async def run_stock(stock_zip: Path, samples: int, ours: dict[str, Any], write: Callable[[str], None]
+                    ) -> dict[str, Any]:
+    """{"stock": {kind: {"p50", "p99", "n"}}, "vs_stock": {kind: ratio}}: the stock mode in a child process."""
+    write(f"stock mode CPU per bundle: {samples} rounds, same exchange and bundles, from {stock_zip}")
+    stock = await run_stock_subprocess(stock_zip, samples)
+    ratios = vs_stock(ours, stock)
+    for kind, figure in stock.items():
+        ratio = ratios[kind]
+        verdict = "not measured" if ratio is None else f"{ratio:g}x, {_meets(ratio)} <= {VS_STOCK_TARGET:g}x"
+        write(f"    {kind:<22} p50 {figure['p50']:>7} p99 {figure['p99']:>7}  "
+              f"ours p50 {ours[kind]['p50']} = {verdict}")
+    return {"stock": stock, "vs_stock": ratios}
+
+
+def _meets(ratio: float) -> str:
+    return "meets" if ratio <= VS_STOCK_TARGET else "MISSES"
 
 
 async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
@@ -106,16 +129,28 @@ async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict
 
 
 def target_lines(result: dict[str, Any]) -> list[str]:
-    """Targets from issue 4, reported (never asserted)."""
+    """Targets from issues 4 and 12, reported (never asserted)."""
     lines: list[str] = []
-    if "signal_to_order_ms" not in result:  # --mode-cpu-only: no target for these figures
-        return lines
-    p99 = result["signal_to_order_ms"]["p99"]
-    lines.append(_verdict("signal -> order p99", p99, TARGETS["signal_to_order_p99_ms"], "ms"))
-    for entry in result["fanout"]:
-        if entry["followers"] == 1000:
-            lines.append(_verdict("1,000-follower fan-out p99", entry["p99_ms"], TARGETS["fanout_1000_p99_ms"], "ms"))
-    lines.append(_verdict("catch-up", result["catch_up_1000_s"], TARGETS["catch_up_1000_s"], "s"))
+    if "signal_to_order_ms" in result:  # not with --mode-cpu-only
+        p99 = result["signal_to_order_ms"]["p99"]
+        lines.append(_verdict("signal -> order p99", p99, TARGETS["signal_to_order_p99_ms"], "ms"))
+        for entry in result["fanout"]:
+            if entry["followers"] == 1000:
+                lines.append(_verdict("1,000-follower fan-out p99", entry["p99_ms"], TARGETS["fanout_1000_p99_ms"],
+                                      "ms"))
+        lines.append(_verdict("catch-up", result["catch_up_1000_s"], TARGETS["catch_up_1000_s"], "s"))
+    return lines + _vs_stock_lines(result.get("mode_cpu_ms", {}).get("vs_stock"))
+
+
+def _vs_stock_lines(ratios: dict[str, float | None] | None) -> list[str]:
+    """Issue 12's target, one line per bundle type (only when the stock mode was measured)."""
+    lines: list[str] = []
+    for kind, ratio in (ratios or {}).items():
+        name = f"mode CPU {kind} vs stock (0 links, p50)"
+        if ratio is None:
+            lines.append(f"{name}: not measured (target <= {VS_STOCK_TARGET:g}x)")
+        else:
+            lines.append(f"{name}: {ratio:g}x {_meets(ratio)} the target <= {VS_STOCK_TARGET:g}x")
     return lines
 
 
