@@ -157,3 +157,87 @@ async def test_closed_links_pruned_oldest_first_and_deleted_from_the_file(tmp_pa
     rows = sqlite3.connect(path).execute("SELECT leader_id FROM links ORDER BY leader_id").fetchall()
     assert rows == [("L3",), ("L4",)]
     assert OrderMap.load(path).leader_id("l0") is None
+
+
+def _rows(path, sql):
+    """Read the map file from another connection, as a restarted bot would."""
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+async def test_save_soon_waits_in_memory_until_the_next_job_on_the_shared_writer(tmp_path):
+    from octobot_signals.feed.state_store import FollowerState
+
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    state = FollowerState(tmp_path / "feed")
+    try:
+        order_map.link("L1", OrderLink("local-1", "BTC/USDT", "0.1", "0.01"))
+        order_map.mark_applied("u-1")
+        order_map.save_soon()  # the end of a message: no thread round trip
+        assert _rows(path, "SELECT u FROM applied") == []  # still in memory
+        # the feed records the message as done: the map's changes are queued ahead of that record
+        await state.aset_last_q("strategy-a", 1)
+        assert _rows(path, "SELECT u FROM applied") == [("u-1",)]
+        assert _rows(path, "SELECT leader_id, local_order_id FROM links") == [("L1", "local-1")]
+        assert state.last_q("strategy-a") == 1
+    finally:
+        state.close()
+        order_map.close_storage()
+
+
+async def test_save_soon_reaches_the_file_on_its_timer_without_any_other_job(tmp_path, monkeypatch):
+    import asyncio
+
+    monkeypatch.setattr(order_map_module, "LAZY_SAVE_SECONDS", 0.01)
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    try:
+        order_map.mark_applied("u-timer")
+        order_map.save_soon()
+        for _ in range(200):  # the timer fires after 10 ms; the write follows on the writer thread
+            await asyncio.sleep(0.01)
+            if _rows(path, "SELECT u FROM applied"):
+                break
+        assert _rows(path, "SELECT u FROM applied") == [("u-timer",)]
+    finally:
+        order_map.close_storage()
+
+
+async def test_close_writes_what_save_soon_held_back(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    order_map.mark_pending("L9", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000"))
+    order_map.mark_applied("u-9")
+    order_map.save_soon()
+    order_map.close_storage()  # the bot stops right after a message
+    reloaded = OrderMap.load(path)
+    assert reloaded.was_applied("u-9") and reloaded.pending["L9"].price == "19000"
+    reloaded.close_storage()
+
+
+async def test_a_failed_save_soon_is_raised_by_the_next_save_and_written_then(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    other = sqlite3.connect(path)
+    other.execute("CREATE TRIGGER refuse BEFORE INSERT ON applied BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    other.commit()
+    order_map.mark_applied("u-1")
+    order_map.save_soon()
+    with pytest.raises(OrderMapWriteError, match="disk says no"):
+        await order_map.flush()  # the held-back write ran and failed: said at the next wait
+    # and the next write-ahead entry must not pass as if the last message were recorded
+    order_map.mark_pending("L2", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000"))
+    order_map.save_soon()
+    with pytest.raises(OrderMapWriteError, match="disk says no"):
+        await order_map.save()
+    other.execute("DROP TRIGGER refuse")
+    other.commit()
+    other.close()
+    await order_map.save()  # works again: the held-back change is written with the new one
+    assert _rows(path, "SELECT u FROM applied") == [("u-1",)]
+    assert _rows(path, "SELECT leader_id FROM pending") == [("L2",)]
+    order_map.close_storage()

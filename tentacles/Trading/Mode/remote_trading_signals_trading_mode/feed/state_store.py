@@ -1,19 +1,17 @@
 """Durable follower progress: the last applied sequence number `q` per strategy.
 
 A tiny SQLite file (WAL, synchronous=FULL, one row per strategy). Each write is one small
-committed UPDATE; from async code use the `a*` methods, which run on this store's own
-single worker thread so the event loop never waits on fsync.
+committed UPDATE; from async code use the `a*` methods, which run on the follower's shared
+writer thread (feed/local_writer.py) so the event loop never waits on fsync.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 from ..core.protocol import validate_strategy_id
-from . import durable_sqlite
+from . import durable_sqlite, local_writer
 
 DEFAULT_FILE_NAME = "follower_state.sqlite"
 
@@ -28,7 +26,9 @@ class FollowerState:
             "CREATE TABLE IF NOT EXISTS follower_progress ("
             " strategy_id TEXT PRIMARY KEY, last_q INTEGER NOT NULL, updated_at REAL NOT NULL DEFAULT 0)"
         )
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="follower-state")
+        # the follower's shared writer: a message's order map changes, queued before its progress record,
+        # are always written first
+        self._writer = local_writer.shared()
         self._closed = False
 
     def last_q(self, strategy_id: str) -> int:
@@ -64,15 +64,17 @@ class FollowerState:
             )
 
     async def aset_last_q(self, strategy_id: str, q: int) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self.set_last_q, strategy_id, q)
+        await self._writer.run(self.set_last_q, strategy_id, q)
 
     async def alast_q(self, strategy_id: str) -> int:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self.last_q, strategy_id)
+        return await self._writer.run(self.last_q, strategy_id)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        self._executor.shutdown(wait=True)
+        self._writer.call(self._close_connection)  # after the writes already queued
+
+    def _close_connection(self) -> None:
         with self._lock:
             self._conn.close()

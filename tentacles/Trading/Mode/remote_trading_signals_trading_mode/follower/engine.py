@@ -99,9 +99,10 @@ class FollowerEngine:
             await self._apply_signal(ctx, signal)
         outcomes = ctx.outcomes
         self.order_map.mark_applied(message.u)
-        # not fsynced: this commit survives a kill -9 (WAL), and were a power loss to drop it, every order the
-        # message placed still has its durable write-ahead entry, so the re-delivered message recovers them
-        await self.order_map.save(durable=False)
+        # handed to the writer thread without waiting: it is written before the feed records this message as
+        # done (one FIFO thread); not fsynced, so it survives a kill -9 (WAL), and were a power loss to drop it,
+        # every order the message placed still has its durable write-ahead entry, which later signals recover
+        self.order_map.save_soon()
         return outcomes
 
     def _signature_error(self, raw: dict[str, Any], message: schema.FeedMessage) -> str | None:

@@ -16,14 +16,14 @@ import asyncio
 import collections
 import os
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..feed import durable_sqlite
+from ..feed import durable_sqlite, local_writer
 
 _MAX_REMEMBERED_MESSAGES = 5000
 _MAX_REMEMBERED_CLOSED = 5000
+LAZY_SAVE_SECONDS = 0.05  # end-of-message changes reach the file this soon at the latest
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS links (leader_id TEXT PRIMARY KEY, local_order_id TEXT NOT NULL, symbol TEXT NOT NULL,
     leader_quantity TEXT NOT NULL, local_quantity TEXT NOT NULL, closed INTEGER NOT NULL, seq INTEGER NOT NULL);
@@ -86,8 +86,10 @@ class OrderMap:
     _seq: int = 0
     _durable: bool = True  # the connection's synchronous setting (FULL)
     _connection: sqlite3.Connection | None = field(default=None, repr=False)
-    _executor: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _writer: local_writer.LocalWriter = field(default_factory=local_writer.shared, repr=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    _deferred_error: OrderMapWriteError | None = field(default=None, repr=False)  # a save_soon() that failed
+    _lazy_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     @classmethod
     def load(cls, path: Path | None) -> OrderMap:
@@ -203,44 +205,103 @@ class OrderMap:
 
     # ---- persistence ----------------------------------------------------------------------------
     async def save(self, *, durable: bool = True) -> None:
-        """Write what changed since the last save, off the event loop.
+        """Write what changed since the last save, off the event loop, and wait until it is written.
 
         `durable` (the default) commits with an fsync: the write survives a power loss. Without it the
         commit survives the process being killed (WAL mode keeps committed frames in the OS), not a power
-        loss; the engine uses that only for the end of a message, where a lost commit is repaired by the
-        durable write-ahead entries written before it (the WAL is append-only, so a later fsync makes every
-        earlier commit durable too).
+        loss (the WAL is append-only, so a later fsync makes every earlier commit durable too).
 
         Raises OrderMapClosed once the storage is closed (a write-ahead entry that cannot be written
-        must stop the order it protects) and OrderMapWriteError when the write fails; in both cases
-        the changes stay pending for the next save.
+        must stop the order it protects) and OrderMapWriteError when this write, or an earlier
+        `save_soon()`, failed; in both cases the changes stay pending for the next save.
         """
         if self.path is None:  # in memory only: there is nothing to write to
-            self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
-            self._dirty_state.clear()
+            self._drop_changes()
             return
         async with self._lock:
             if self._connection is None:
                 raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
-            statements = self._take_changes()
-            if not statements:
+            self._raise_deferred_error()
+            taken = self._take_dirty()
+            if taken is None:
                 return
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="order-map")
-            # what is being written moves aside: changes made during the write start new dirty sets, and the
-            # taken ones come back if the write fails (or its caller is cancelled), so nothing is forgotten
-            taken = self._dirty_links, self._dirty_applied, self._dirty_pending, self._dirty_state
-            self._dirty_links, self._dirty_applied, self._dirty_pending, self._dirty_state = set(), set(), set(), set()
+            statements, dirty = taken
             try:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self._write, statements, durable)
+                await self._writer.run(self._write, statements, durable)
             except BaseException as err:
-                self._dirty_links |= taken[0]
-                self._dirty_applied |= taken[1]
-                self._dirty_pending |= taken[2]
-                self._dirty_state |= taken[3]
+                self._restore_dirty(dirty)
                 if isinstance(err, sqlite3.Error):
                     raise OrderMapWriteError(f"order map {self.path}: write failed: {err}") from err
                 raise
+
+    def save_soon(self) -> None:
+        """Write what changed later, without waiting and without a thread round trip now (end of a message).
+
+        The changes stay in memory as the shared writer's lazy work: the next job queued on it (this
+        map's next write-ahead entry, the feed's progress record for this message, a close) takes them
+        first, and a timer takes them after LAZY_SAVE_SECONDS at the latest. So a message is never
+        recorded as done ahead of its changes; not fsynced, like `save(durable=False)`. A failure keeps
+        the changes pending and is raised by the next `save()` or `flush()`, so the next order's
+        write-ahead entry fails and that order is not placed.
+        """
+        if self.path is None:
+            self._drop_changes()
+            return
+        if self._connection is None:
+            raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
+        self._writer.add_lazy(self._queue_changes)
+        if self._lazy_timer is None:
+            self._lazy_timer = asyncio.get_running_loop().call_later(LAZY_SAVE_SECONDS, self._on_lazy_timer)
+
+    def _on_lazy_timer(self) -> None:
+        self._lazy_timer = None
+        self._queue_changes()
+
+    def _queue_changes(self) -> None:
+        """Hand what changed to the writer thread without waiting (the writer calls this before its jobs)."""
+        if self._connection is None:
+            return
+        taken = self._take_dirty()
+        if taken is None:
+            return
+        statements, dirty = taken
+
+        def failed(err: BaseException) -> None:
+            self._restore_dirty(dirty)
+            self._deferred_error = OrderMapWriteError(f"order map {self.path}: write failed: {err}")
+
+        self._writer.submit(self._write, statements, False, on_error=failed)
+
+    async def flush(self) -> None:
+        """Wait until every change handed over is written; raise a failed `save_soon()`."""
+        if self.path is not None:
+            await self._writer.run(int)  # queues the lazy changes first; FIFO: done once they are
+        self._raise_deferred_error()
+
+    def _raise_deferred_error(self) -> None:
+        if self._deferred_error is not None:
+            error, self._deferred_error = self._deferred_error, None
+            raise error
+
+    def _drop_changes(self) -> None:
+        self._dirty_links.clear(), self._dirty_applied.clear(), self._dirty_pending.clear()
+        self._dirty_state.clear()
+
+    def _take_dirty(self) -> tuple[list[tuple[str, tuple]], tuple[set[str], ...]] | None:
+        """The statements for what changed, and the dirty sets they came from (moved aside, so changes
+        made while they are written start new sets, and the taken ones can come back if the write fails)."""
+        statements = self._take_changes()
+        if not statements:
+            return None
+        taken = self._dirty_links, self._dirty_applied, self._dirty_pending, self._dirty_state
+        self._dirty_links, self._dirty_applied, self._dirty_pending, self._dirty_state = set(), set(), set(), set()
+        return statements, taken
+
+    def _restore_dirty(self, taken: tuple[set[str], ...]) -> None:
+        self._dirty_links |= taken[0]
+        self._dirty_applied |= taken[1]
+        self._dirty_pending |= taken[2]
+        self._dirty_state |= taken[3]
 
     def _take_changes(self) -> list[tuple[str, tuple]]:
         """The statements that bring the file up to date with memory; the dirty sets are left as they are."""
@@ -251,7 +312,8 @@ class OrderMap:
                 statements.append(("DELETE FROM links WHERE leader_id = ?", (leader_id,)))
             else:
                 self._seq += 1
-                local_id, symbol, leader_qty, local_qty, closed = astuple(link)
+                local_id, symbol, leader_qty, local_qty, closed = (
+                    link.local_order_id, link.symbol, link.leader_quantity, link.local_quantity, link.closed)
                 statements.append(("INSERT INTO links VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(leader_id) DO "
                                    "UPDATE SET local_order_id = excluded.local_order_id, local_quantity = "
                                    "excluded.local_quantity, leader_quantity = excluded.leader_quantity, "
@@ -269,7 +331,7 @@ class OrderMap:
                 statements.append(("DELETE FROM pending WHERE leader_id = ?", (leader_id,)))
             else:
                 statements.append(("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
-                                   (leader_id, *astuple(pending))))
+                                   (leader_id, pending.symbol, pending.side, pending.order_type, pending.price)))
         for key in self._dirty_state:
             statements.append(("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, self.state[key])))
         return statements
@@ -287,9 +349,15 @@ class OrderMap:
                 connection.execute(sql, params)
 
     def close_storage(self) -> None:
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        """Close the file once every write handed over is done (blocks briefly: called when stopping)."""
+        if self._lazy_timer is not None:
+            self._lazy_timer.cancel()
+            self._lazy_timer = None
+        if self._connection is not None:
+            self._writer.call(self._close_connection)  # queues the lazy changes first, closes after them
+        self._writer.remove_lazy(self._queue_changes)
+
+    def _close_connection(self) -> None:
         if self._connection is not None:
             self._connection.close()
             self._connection = None
