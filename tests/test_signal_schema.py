@@ -418,3 +418,18 @@ def test_dependency_on_a_nested_order_waits_for_its_parent_signal() -> None:
             "updated_stop_price": 17000}
     bundle = _bundle((edit, [{"order_id": "A-sl"}]), (copy.deepcopy(parent), None))
     assert _order_ids(schema.dependency_order(bundle)) == [1, 0]
+
+
+def test_remembered_numbers_keep_every_check() -> None:
+    from octobot_signals.core.decimal_util import DecimalInputError, to_decimal
+
+    for _ in range(2):  # the second round answers from the cache of accepted numbers
+        assert to_decimal("-1.5", allow_negative=True) == Decimal("-1.5")
+        with pytest.raises(DecimalInputError, match="negative"):
+            to_decimal("-1.5")  # accepted above only because negatives were allowed there
+        with pytest.raises(DecimalInputError):
+            to_decimal("nan")
+        with pytest.raises(DecimalInputError):
+            to_decimal(True)  # a bool is an int to Python, never a number here
+        assert str(to_decimal(0.1)) == "0.1" and str(to_decimal("0.10")) == "0.10"
+        assert to_decimal(1) == to_decimal("1") == to_decimal(1.0) == Decimal(1)

@@ -21,8 +21,27 @@ class DecimalInputError(ValueError):
     """A value that is not an acceptable number; the message is the reason, without a field name."""
 
 
+_CACHE_SIZE = 4096
+_accepted: dict[tuple[type, object, bool], Decimal] = {}  # signals repeat their numbers ("0", prices)
+
+
 def to_decimal(value: object, *, allow_negative: bool = False) -> Decimal:
     """int / float / decimal string -> finite Decimal within sane bounds; bool and anything else refused."""
+    kind = type(value)
+    if kind is str or kind is float or kind is int:
+        key = (kind, value, allow_negative)  # the type in the key: 1 and 1.0 and "1" stay apart
+        cached = _accepted.get(key)
+        if cached is not None:
+            return cached  # Decimal is immutable: the same checks gave this result before
+        result = _to_decimal(value, allow_negative)
+        if len(_accepted) >= _CACHE_SIZE:
+            _accepted.clear()
+        _accepted[key] = result
+        return result
+    return _to_decimal(value, allow_negative)
+
+
+def _to_decimal(value: object, allow_negative: bool) -> Decimal:
     if isinstance(value, bool):
         raise DecimalInputError(f"expected a number, got a boolean ({value})")
     if isinstance(value, int):

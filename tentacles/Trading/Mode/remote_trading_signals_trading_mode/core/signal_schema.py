@@ -246,20 +246,19 @@ def _require_dict(path: str, value: object) -> Mapping[str, object]:
 
 def _str(obj: Mapping[str, object], key: str, path: str, *, max_len: int, required: bool = False,
          pattern: re.Pattern[str] | None = None, allow_empty: bool = False) -> str | None:
-    field = _join(path, key)
     value = obj.get(key)
     if value is None or (value == "" and not required and not allow_empty):
         if required:
-            raise SignalValidationError(field, "missing")
+            raise SignalValidationError(_join(path, key), "missing")
         return None
     if not isinstance(value, str):
-        raise SignalValidationError(field, f"expected a string, got {_kind(value)}")
+        raise SignalValidationError(_join(path, key), f"expected a string, got {_kind(value)}")
     if len(value) > max_len:
-        raise SignalValidationError(field, f"too long ({len(value)} chars, max {max_len})")
+        raise SignalValidationError(_join(path, key), f"too long ({len(value)} chars, max {max_len})")
     if not value and not allow_empty:
-        raise SignalValidationError(field, "must not be empty")
+        raise SignalValidationError(_join(path, key), "must not be empty")
     if pattern is not None and not pattern.match(value):
-        raise SignalValidationError(field, f"invalid value {value[:80]!r}")
+        raise SignalValidationError(_join(path, key), f"invalid value {value[:80]!r}")
     return value
 
 
@@ -367,7 +366,12 @@ def _id_list(obj: Mapping[str, object], key: str, path: str) -> tuple[str, ...]:
     return tuple(ids)
 
 
+_accepted_versions: set[str] = set()  # every message carries the same one or two
+
+
 def _version(field: str, value: object) -> str:
+    if type(value) is str and value in _accepted_versions:
+        return value
     if not isinstance(value, str):
         raise SignalValidationError(field, f"expected a version string like '1.0.0', got {_kind(value)}")
     if not _VERSION.match(value):
@@ -376,6 +380,8 @@ def _version(field: str, value: object) -> str:
     padded = (parts + (0, 0, 0))[:max(3, len(parts))]
     if not MIN_VERSION <= padded < MAX_VERSION_EXCLUSIVE:
         raise SignalValidationError(field, f"unsupported version {value} (accepted: 1.0.0 <= v < 2.0.0)")
+    if len(_accepted_versions) < 64:
+        _accepted_versions.add(value)
     return value
 
 
