@@ -67,8 +67,13 @@ def test_bench_mode_cpu_only_reports_each_bundle_type_with_and_without_history(t
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result) == {"mode_cpu_ms"}
-    assert set(result["mode_cpu_ms"]) == {"links_0", "links_2000"}
-    for figures in result["mode_cpu_ms"].values():
+    assert set(result["mode_cpu_ms"]) == {"links_0", "links_2000", "persistence"}  # persistence: added later
+    persistence = result["mode_cpu_ms"]["persistence"]
+    assert set(persistence) == {"round_trip", "write_ahead"}
+    for figure in persistence.values():
+        assert set(figure) == {"cpu_p50", "wall_p50", "n"} and figure["n"] >= 200
+        assert figure["wall_p50"] > 0 and figure["cpu_p50"] >= 0
+    for figures in (result["mode_cpu_ms"]["links_0"], result["mode_cpu_ms"]["links_2000"]):
         assert set(figures) == {"limit_create", "limit_cancel", "market_with_stop_loss", "stop_loss_cancel"}
         for figure in figures.values():
             assert set(figure) == {"p50", "p99", "n", "wall_p50"}

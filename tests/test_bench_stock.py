@@ -44,7 +44,7 @@ def test_stock_figures_beside_ours_and_ratios(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     mode_cpu = result["mode_cpu_ms"]
-    assert set(mode_cpu) == {"links_0", "stock", "vs_stock"}  # added fields only
+    assert set(mode_cpu) == {"links_0", "stock", "vs_stock", "persistence"}  # added fields only
     for figure in mode_cpu["links_0"].values():  # ours: the contract is unchanged
         assert set(figure) == {"p50", "p99", "n", "wall_p50"}
     assert set(mode_cpu["stock"]) == KINDS == set(mode_cpu["vs_stock"])

@@ -19,6 +19,8 @@ from .bench_hub import HubSubprocess
 from .bench_latency import signal_to_order
 from .bench_mode import describe as describe_mode_cpu
 from .bench_mode import mode_cpu
+from .bench_persistence import describe as describe_persistence
+from .bench_persistence import persistence_costs
 from .bench_replicas import fanout_replicas
 from .bench_stock import run_stock_subprocess, vs_stock
 
@@ -66,6 +68,9 @@ async def run_mode_cpu(options: BenchOptions, write: Callable[[str], None]) -> d
         results[f"links_{links}"] = result["cpu_ms"]
         if links == 0 and options.stock_zip is not None:  # right after ours at 0 links: same machine state
             results.update(await run_stock(options.stock_zip, options.mode_samples, result["cpu_ms"], write))
+    results["persistence"] = await persistence_costs(max(options.mode_samples, 200))
+    for line in describe_persistence(results["persistence"]):
+        write(line)
     return results
 
 
