@@ -7,6 +7,9 @@ message at a time, so order holds across reconnects. The position is saved in th
 broker restart or a hub restart resumes right after the last acknowledged message. A message sent
 but not acknowledged when the link broke is sent again (same `u`, in order; the stock feed dedups on `u`).
 
+Numbers in the signals go out as JSON numbers, as octobot-trading writes them: the stock mode needs it
+(see mqtt_stock_envelope). Only this copy changes; the journal, /cable and the history stay as published.
+
 Live messages wake the egress through `NotifyingFanout` (the hub's fan-out calls it after each append),
 so nothing polls the journal on the store thread the publishers use.
 """
@@ -21,10 +24,12 @@ import secrets
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 
 from .fanout import LocalFanout
+from .mqtt_stock_envelope import stock_feed_message
 from .store import AsyncStore, SqliteStore
 
 logger = logging.getLogger("octobot_signals.hub.mqtt_egress")
@@ -97,9 +102,11 @@ class NotifyingFanout(LocalFanout):
             logger.exception("mqtt egress notification failed")
 
 
-def feed_payload(message: dict[str, object]) -> bytes:
-    """The plain JSON envelope the stock feed `json.loads` (compact, UTF-8)."""
-    return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def feed_payload(message: dict[str, Any]) -> bytes:
+    """The plain JSON envelope the stock feed `json.loads` (compact, UTF-8), with order and position numbers
+    as JSON numbers: the stock mode misreads decimal strings (mqtt_stock_envelope). `message` is not modified,
+    so what /cable and the history serve stays as journaled."""
+    return json.dumps(stock_feed_message(message), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
 @dataclass
