@@ -82,3 +82,18 @@ def test_bench_mode_cpu_only_reports_each_bundle_type_with_and_without_history(t
     assert list(tmp_path.iterdir()) == []  # the order map files are removed
     proc = run_cli(["bench", "--mode-cpu-only", "--history-links", "-1"], tmp_path, timeout=30)
     assert proc.returncode == 2 and "--history-links" in proc.stderr
+
+
+def test_bench_mode_cpu_feed_gap_idles_between_bundles_and_says_so(tmp_path: Path) -> None:
+    proc = run_cli(["bench", "--json", "--mode-cpu-only", "--mode-samples", "3", "--history-links", "0",
+                    "--feed-gap-ms", "2"], tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 ms idle before each bundle" in proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])["mode_cpu_ms"]
+    assert result["feed_gap_ms"] == 2.0  # added field, only when a gap was asked for
+    assert {figure["n"] for figure in result["links_0"].values()} == {3}
+    for bad in ("-1", "1001", "nan"):
+        proc = run_cli(["bench", "--mode-cpu-only", "--feed-gap-ms", bad], tmp_path, timeout=30)
+        assert proc.returncode == 2 and "--feed-gap-ms" in proc.stderr
+    proc = run_cli(["bench", "--feed-gap-ms", "2"], tmp_path, timeout=30)  # only with --mode-cpu[-only]
+    assert proc.returncode == 2 and "--feed-gap-ms needs --mode-cpu" in proc.stderr

@@ -17,6 +17,7 @@ from .replay import quiet_octobot_logs
 MAX_FOLLOWERS = 5000
 MAX_SAMPLES = 100000
 MAX_HISTORY_LINKS = 1_000_000
+MAX_FEED_GAP_MS = 1000
 
 
 def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +45,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --mode-cpu[-only]: also measure OctoBot's stock mode on the same exchange and "
                              "bundles, from its default tentacles zip or its remote_trading_signals_trading.py "
                              "(JSON: mode_cpu_ms.stock and mode_cpu_ms.vs_stock)")
+    parser.add_argument("--feed-gap-ms", type=float, default=0.0, dest="feed_gap_ms", metavar="MS",
+                        help="with --mode-cpu[-only]: idle MS before each measured bundle, as a live follower does "
+                             "between messages (default 0: back to back; JSON: mode_cpu_ms.feed_gap_ms)")
 
 
 def _followers(text: str) -> list[int]:
@@ -82,13 +86,17 @@ def bench_command(args: argparse.Namespace) -> int:
         raise UsageError(f"--mode-samples must be between 1 and {MAX_SAMPLES}, got {args.mode_samples}")
     if not 0 <= args.history_links <= MAX_HISTORY_LINKS:
         raise UsageError(f"--history-links must be between 0 and {MAX_HISTORY_LINKS}, got {args.history_links}")
+    if not 0 <= args.feed_gap_ms <= MAX_FEED_GAP_MS:
+        raise UsageError(f"--feed-gap-ms must be between 0 and {MAX_FEED_GAP_MS}, got {args.feed_gap_ms:g}")
+    if args.feed_gap_ms and not (args.mode_cpu or args.mode_cpu_only):
+        raise UsageError("--feed-gap-ms needs --mode-cpu or --mode-cpu-only")
     if not 0 <= args.pg_replicas <= 8:
         raise UsageError(f"--pg-replicas must be between 0 and 8, got {args.pg_replicas}")
     options = BenchOptions(samples=args.samples, followers=_followers(args.followers), catch_up=args.catch_up,
                            rounds=args.rounds, mode_cpu=args.mode_cpu or args.mode_cpu_only,
                            mode_cpu_only=args.mode_cpu_only, mode_samples=args.mode_samples,
                            history_links=args.history_links, pg_replicas=args.pg_replicas,
-                           stock_zip=_stock_zip(args))
+                           stock_zip=_stock_zip(args), feed_gap_ms=args.feed_gap_ms)
     quiet_octobot_logs()
     result = asyncio.run(run_bench(options, _write))
     for line in target_lines(result):

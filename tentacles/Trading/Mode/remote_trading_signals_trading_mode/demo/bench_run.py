@@ -41,6 +41,7 @@ class BenchOptions:
     history_links: int = 100_000
     pg_replicas: int = 0  # > 0: also a fan-out across that many hub replicas on a throwaway PostgreSQL
     stock_zip: Path | None = None  # also measure the stock mode (its tentacles zip or .py) beside ours
+    feed_gap_ms: float = 0.0  # idle before each measured bundle, as between live messages (0: back to back)
 
 
 def rounds_for(options: BenchOptions) -> Callable[[int], int]:
@@ -61,24 +62,28 @@ async def run_mode_cpu(options: BenchOptions, write: Callable[[str], None]) -> d
     """{"links_0": ..., "links_<N>": ...}: the same bundles with an empty map and with N links of history."""
     results: dict[str, Any] = {}
     for links in sorted({0, options.history_links}):
-        write(f"mode CPU per bundle: {options.mode_samples} rounds, {links:,} links of history")
-        result = await mode_cpu(options.mode_samples, links, write)
+        gap = f", {options.feed_gap_ms:g} ms idle before each bundle" if options.feed_gap_ms else ""
+        write(f"mode CPU per bundle: {options.mode_samples} rounds, {links:,} links of history{gap}")
+        result = await mode_cpu(options.mode_samples, links, write, options.feed_gap_ms)
         for line in describe_mode_cpu(result):
             write(line)
         results[f"links_{links}"] = result["cpu_ms"]
         if links == 0 and options.stock_zip is not None:  # right after ours at 0 links: same machine state
-            results.update(await run_stock(options.stock_zip, options.mode_samples, result["cpu_ms"], write))
+            results.update(await run_stock(options.stock_zip, options.mode_samples, result["cpu_ms"], write,
+                                           options.feed_gap_ms))
+    if options.feed_gap_ms:
+        results["feed_gap_ms"] = options.feed_gap_ms
     results["persistence"] = await persistence_costs(max(options.mode_samples, 200))
     for line in describe_persistence(results["persistence"]):
         write(line)
     return results
 
 
-async def run_stock(stock_zip: Path, samples: int, ours: dict[str, Any], write: Callable[[str], None]
-                    ) -> dict[str, Any]:
+async def run_stock(stock_zip: Path, samples: int, ours: dict[str, Any], write: Callable[[str], None],
+                    gap_ms: float = 0.0) -> dict[str, Any]:
     """{"stock": {kind: {"p50", "p99", "n"}}, "vs_stock": {kind: ratio}}: the stock mode in a child process."""
     write(f"stock mode CPU per bundle: {samples} rounds, same exchange and bundles, from {stock_zip}")
-    stock = await run_stock_subprocess(stock_zip, samples)
+    stock = await run_stock_subprocess(stock_zip, samples, gap_ms)
     ratios = vs_stock(ours, stock)
     for kind, figure in stock.items():
         ratio = ratios[kind]

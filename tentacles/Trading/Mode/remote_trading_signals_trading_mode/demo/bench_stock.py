@@ -28,7 +28,7 @@ import octobot_commons.signals as commons_signals
 
 from ..cli.replay import quiet_octobot_logs
 from ..follower.sim_exchange import sim_exchange
-from .bench_mode import KINDS, WARMUP_ROUNDS, bench_spec, round_bundles
+from .bench_mode import KINDS, WARMUP_ROUNDS, bench_spec, feed_gap, round_bundles
 from .bench_signals import BENCH_SYMBOL
 from .stats import percentile, rounded
 
@@ -121,7 +121,7 @@ def _flatten(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return flat
 
 
-async def stock_mode_cpu(module: ModuleType, samples: int) -> dict[str, dict[str, Any]]:
+async def stock_mode_cpu(module: ModuleType, samples: int, gap_ms: float = 0.0) -> dict[str, dict[str, Any]]:
     """{kind: {"p50", "p99", "n"}}: CPU ms of the stock consumer per bundle, on bench_mode's exchange."""
     cpu_ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
     async with sim_exchange(bench_spec()) as sim:
@@ -131,6 +131,7 @@ async def stock_mode_cpu(module: ModuleType, samples: int) -> dict[str, dict[str
         for index in range(WARMUP_ROUNDS + samples):
             for kind, message in round_bundles():
                 contents = stock_contents(message)
+                await feed_gap(gap_ms)
                 cpu_start = time.process_time()
                 for content in contents:
                     # the consumer edits a content in place (max volume): each is used once
@@ -157,10 +158,10 @@ def _stock_consumer(module: ModuleType, sim: Any) -> Any:
     return module.RemoteTradingSignalsModeConsumer(mode)
 
 
-async def run_stock_subprocess(source: Path, samples: int) -> dict[str, dict[str, Any]]:
+async def run_stock_subprocess(source: Path, samples: int, gap_ms: float = 0.0) -> dict[str, dict[str, Any]]:
     """Run this module in a child process and return its figures."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", __name__, "--zip", str(source), "--samples", str(samples),
+        sys.executable, "-m", __name__, "--zip", str(source), "--samples", str(samples), "--gap-ms", str(gap_ms),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         stdout, stderr = await asyncio.wait_for(proc.communicate(), SUBPROCESS_TIMEOUT_S)
@@ -184,10 +185,10 @@ def vs_stock(ours: dict[str, dict[str, Any]], stock: dict[str, dict[str, Any]]) 
     return ratios
 
 
-async def _main_async(source: Path, samples: int) -> dict[str, dict[str, Any]]:
+async def _main_async(source: Path, samples: int, gap_ms: float) -> dict[str, dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="octobot-signals-bench-stock-") as tmp:
         module = load_stock_module(stock_module_file(source, Path(tmp)))
-        figures = await stock_mode_cpu(module, samples)
+        figures = await stock_mode_cpu(module, samples, gap_ms)
     if loaded := [name for name in _OUR_MODE_MODULES if name in sys.modules]:
         raise StockBenchError(f"our mode was imported beside the stock one: {loaded}")
     return figures
@@ -199,13 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zip", required=True, type=Path, dest="source",
                         help="OctoBot's default tentacles zip, or the stock remote_trading_signals_trading.py")
     parser.add_argument("--samples", type=int, default=200, help="measured rounds (default 200)")
+    parser.add_argument("--gap-ms", type=float, default=0.0, dest="gap_ms",
+                        help="idle before each bundle, not measured (default 0: back to back)")
     args = parser.parse_args(argv)
     if problem := stock_source_problem(args.source):
         parser.error(f"--zip {args.source}: {problem}")
     if args.samples < 1:
         parser.error("--samples must be at least 1")
+    if not 0 <= args.gap_ms <= 1000:
+        parser.error("--gap-ms must be between 0 and 1000")
     quiet_octobot_logs()  # the same log level as the bench process running our mode
-    figures = asyncio.run(_main_async(args.source, args.samples))
+    figures = asyncio.run(_main_async(args.source, args.samples, args.gap_ms))
     sys.stdout.write(json.dumps(figures, separators=(",", ":")) + "\n")
     return 0
 
