@@ -73,3 +73,39 @@ async def test_cancel_after_restart_reaches_the_order_its_write_ahead_entry_reco
         cancel = await f.apply(sf.cancel("CRASH-3", order_type="buy_limit", limit_price=19000.0))
         assert [o.result.value for o in cancel] == ["cancelled"], [o.reason for o in cancel]
         assert f.sim.open_orders() == []
+
+
+async def test_died_before_sending_my_own_order_at_the_same_price_is_never_taken_as_the_copy(tmp_path):
+    # the write-ahead entry was written, then the bot died before the order left; the user has an order of
+    # their own at the same side, type and price (another size): it is not my copy, and the leader's later
+    # cancel must not reach it
+    import octobot_trading.enums as trading_enums
+    import octobot_trading.personal_data as personal_data
+
+    async with follower_on_sim_exchange(SPEC, data_dir=tmp_path) as f:
+        em = f.sim.exchange_manager
+        mine = personal_data.create_order_instance(
+            trader=em.trader, order_type=trading_enums.TraderOrderType.BUY_LIMIT, symbol="BTC/USDT",
+            current_price=Decimal(20000), quantity=Decimal("0.002"), price=Decimal("19000.0"))
+        await em.trader.create_order(mine)
+        message = sf.create(order_id="CRASH-4", order_type="buy_limit", limit_price=19000.0, target_amount="10%")
+        trader, real_create = em.trader, em.trader.create_order
+
+        async def die_before_sending(order, *args, **kwargs):
+            raise ProcessDied()
+
+        trader.create_order = die_before_sending
+        with pytest.raises(ProcessDied):
+            await f.apply(message)
+        trader.create_order = real_create
+        await f.mode.stop()
+        mode = RemoteTradingSignalsTradingMode(f.sim.config, em)
+        mode.data_dir = tmp_path
+        await mode.initialize(trading_config=default_trading_config(), auto_start=False)
+        f.mode = mode
+        again = await f.mode.apply_feed_message(message)
+        assert [o.result.value for o in again] == ["skipped"]
+        assert "not placing it twice" in again[0].reason, again[0].reason
+        cancel = await f.apply(sf.cancel("CRASH-4", order_type="buy_limit", limit_price=19000.0))
+        assert [o.result.value for o in cancel] == ["skipped"], [o.reason for o in cancel]
+        assert [o.order_id for o in f.sim.open_orders()] == [mine.order_id], "the user's own order must stay"

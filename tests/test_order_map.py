@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sqlite3
+from decimal import Decimal
 
 import pytest
 from octobot_signals.follower import order_map as order_map_module
@@ -241,3 +242,40 @@ async def test_a_failed_save_soon_is_raised_by_the_next_save_and_written_then(tm
     assert _rows(path, "SELECT u FROM applied") == [("u-1",)]
     assert _rows(path, "SELECT leader_id FROM pending") == [("L2",)]
     order_map.close_storage()
+
+
+async def test_write_ahead_entries_keep_their_size_and_older_files_gain_the_column(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    old = sqlite3.connect(path)  # a map written before entries recorded their size
+    old.executescript("CREATE TABLE pending (leader_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL,"
+                      " order_type TEXT NOT NULL, price TEXT NOT NULL);"
+                      "INSERT INTO pending VALUES ('OLD', 'BTC/USDT', 'buy', 'buy_limit', '19000');")
+    old.close()
+    order_map = OrderMap.load(path)
+    assert order_map.pending["OLD"] == PendingCreate("BTC/USDT", "buy", "buy_limit", "19000", "")
+    order_map.mark_pending("NEW", PendingCreate("BTC/USDT", "sell", "sell_limit", "21000", "0.0125"))
+    await order_map.save()
+    order_map.close_storage()
+    reloaded = OrderMap.load(path)
+    assert reloaded.pending["NEW"].quantity == "0.0125" and reloaded.pending["OLD"].quantity == ""
+    reloaded.close_storage()
+
+
+def test_a_recovered_order_matches_as_numbers_and_by_size():
+    from types import SimpleNamespace
+
+    from octobot_signals.follower import order_lookup
+
+    def order(order_id, price, quantity):
+        return SimpleNamespace(order_id=order_id, side=SimpleNamespace(value="buy"),
+                               order_type=SimpleNamespace(value="buy_limit"), origin_price=Decimal(price),
+                               origin_quantity=Decimal(quantity))
+
+    orders = [order("user", "19000", "0.002"), order("mine", "19000.0", "0.0050")]
+    manager = SimpleNamespace(get_open_orders=lambda symbol: orders)
+    exchange_manager = SimpleNamespace(exchange_personal_data=SimpleNamespace(orders_manager=manager))
+    order_map = OrderMap()
+    order_map.mark_pending("L", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000", "0.005"))
+    assert order_lookup.recover_pending(exchange_manager, order_map, "L").order_id == "mine"
+    order_map.mark_pending("L", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000", ""))  # an older entry
+    assert order_lookup.recover_pending(exchange_manager, order_map, "L") is None  # two fit: refused

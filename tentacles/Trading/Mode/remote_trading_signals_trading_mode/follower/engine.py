@@ -322,7 +322,8 @@ class FollowerEngine:
         # write-ahead: if the bot dies after the exchange took the order but before the message is recorded,
         # the re-delivered message finds this entry and never places a second copy
         self.order_map.mark_pending(signal.order_id, PendingCreate(
-            order.symbol, order.side.value, order.order_type.value, str(order.origin_price)))
+            order.symbol, order.side.value, order.order_type.value, str(order.origin_price),
+            str(order.origin_quantity)))
         await self.order_map.save()
         if self.trading_mode is not None:
             created = await self.trading_mode.create_order(order)

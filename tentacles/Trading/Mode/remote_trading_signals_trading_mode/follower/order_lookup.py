@@ -2,12 +2,13 @@
 
 A leader's edit or cancel may only ever touch an order this mode placed. What proves that: the
 persisted link (leader id -> my order id), or, for an order sent just before the bot stopped and not
-linked yet, its write-ahead entry (what was sent: symbol, side, type, price). An open order that
-matches a signal's side, type and price but that the mode never recorded is someone else's (the
+linked yet, its write-ahead entry (what was sent: symbol, side, type, price, quantity). An open order
+that matches a signal's side, type and price but that the mode never recorded is someone else's (the
 user's own, another mode's) and is never matched.
 """
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .order_map import OrderMap
@@ -45,9 +46,19 @@ def recover_pending(exchange_manager: Any, order_map: OrderMap, leader_order_id:
         order for order in exchange_manager.exchange_personal_data.orders_manager.get_open_orders(
             symbol=pending.symbol)
         if order_map.leader_id(str(order.order_id)) is None and order.side.value == pending.side
-        and order.order_type.value == pending.order_type and str(order.origin_price) == pending.price
+        and order.order_type.value == pending.order_type and _same(order.origin_price, pending.price)
+        # the user's own order at the same price is not mine unless it has my size too (older entries: no size)
+        and (not pending.quantity or _same(order.origin_quantity, pending.quantity))
     ]
     return matches[0] if len(matches) == 1 else None
+
+
+def _same(value: Any, recorded: str) -> bool:
+    """Equal as numbers: an order loaded back from an exchange may print 19000.0 where 19000 was sent."""
+    try:
+        return Decimal(str(value)) == Decimal(recorded)
+    except (InvalidOperation, ValueError):
+        return False
 
 
 def live_local_ids(exchange_manager: Any) -> set[str]:

@@ -32,8 +32,15 @@ CREATE INDEX IF NOT EXISTS links_by_seq ON links (seq);
 CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS applied (u TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS pending (leader_id TEXT PRIMARY KEY, symbol TEXT NOT NULL, side TEXT NOT NULL,
-    order_type TEXT NOT NULL, price TEXT NOT NULL);
+    order_type TEXT NOT NULL, price TEXT NOT NULL, quantity TEXT NOT NULL DEFAULT '');
 """
+
+
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    """Maps written by an older version have no pending.quantity: add it (their entries keep "")."""
+    columns = {row[1] for row in connection.execute("PRAGMA table_info(pending)")}
+    if "quantity" not in columns:
+        connection.execute("ALTER TABLE pending ADD COLUMN quantity TEXT NOT NULL DEFAULT ''")
 
 
 class OrderMapStorageError(RuntimeError):
@@ -65,6 +72,7 @@ class PendingCreate:
     side: str
     order_type: str
     price: str  # decimal string
+    quantity: str = ""  # decimal string; "" in entries written before it was recorded
 
 
 @dataclass
@@ -123,7 +131,9 @@ class OrderMap:
             self._seq = max(self._seq, seq)
         for (u,) in connection.execute("SELECT u FROM applied ORDER BY seq"):
             self.applied_messages[u] = None
-        for leader_id, *rest in connection.execute("SELECT * FROM pending"):
+        _add_missing_columns(connection)
+        for leader_id, *rest in connection.execute(
+                "SELECT leader_id, symbol, side, order_type, price, quantity FROM pending"):
             self.pending[leader_id] = PendingCreate(*rest)
         self.state.update(connection.execute("SELECT key, value FROM state"))
         self._seq = max([self._seq, *(s for (s,) in connection.execute("SELECT MAX(seq) FROM applied") if s)])
@@ -330,8 +340,10 @@ class OrderMap:
             if pending is None:
                 statements.append(("DELETE FROM pending WHERE leader_id = ?", (leader_id,)))
             else:
-                statements.append(("INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
-                                   (leader_id, pending.symbol, pending.side, pending.order_type, pending.price)))
+                statements.append(("INSERT OR REPLACE INTO pending (leader_id, symbol, side, order_type, price, "
+                                   "quantity) VALUES (?, ?, ?, ?, ?, ?)",
+                                   (leader_id, pending.symbol, pending.side, pending.order_type, pending.price,
+                                    pending.quantity)))
         for key in self._dirty_state:
             statements.append(("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, self.state[key])))
         return statements
