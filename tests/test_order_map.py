@@ -279,3 +279,46 @@ def test_a_recovered_order_matches_as_numbers_and_by_size():
     assert order_lookup.recover_pending(exchange_manager, order_map, "L").order_id == "mine"
     order_map.mark_pending("L", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000", ""))  # an older entry
     assert order_lookup.recover_pending(exchange_manager, order_map, "L") is None  # two fit: refused
+
+
+def test_close_outside_any_event_loop_still_writes_what_save_soon_held_back(tmp_path):
+    import asyncio
+
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+
+    async def one_message() -> None:
+        order_map.mark_applied("u-late")
+        order_map.save_soon()
+
+    asyncio.run(one_message())  # the loop is gone (a bot shutting down), the change is still in memory
+    order_map.close_storage()
+    assert _rows(path, "SELECT u FROM applied") == [("u-late",)]
+
+
+async def test_a_lazy_change_is_only_ever_taken_on_its_own_event_loop(tmp_path):
+    import asyncio
+    import threading
+
+    from octobot_signals.feed import local_writer
+
+    mine = OrderMap.load(tmp_path / "mine.sqlite3")
+    mine.mark_applied("u-mine")
+    mine.save_soon()
+    seen: list[str] = []
+
+    def other_thread() -> None:
+        async def other_loop_job() -> None:
+            await local_writer.shared().run(int)  # must not take `mine`'s changes from this thread
+            seen.append("ran")
+
+        asyncio.run(other_loop_job())
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(10)
+    assert seen == ["ran"]
+    assert _rows(tmp_path / "mine.sqlite3", "SELECT u FROM applied") == []  # still held back on my loop
+    await mine.flush()
+    assert _rows(tmp_path / "mine.sqlite3", "SELECT u FROM applied") == [("u-mine",)]
+    mine.close_storage()

@@ -25,7 +25,7 @@ from .core import input_schemas
 from .core import settings as settings_module
 from .follower.engine import FollowerEngine
 from .follower.journal import JournalFeeder
-from .follower.order_map import OrderMap
+from .follower.order_map import OrderMap, OrderMapStorageError
 from .follower.outcome import Outcome
 
 Decimal = decimal.Decimal
@@ -241,8 +241,12 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
 
     def _close_engine(self) -> None:
         if self.engine is not None:
-            self.engine.order_map.close_storage()  # quick: the last save already committed everything
-            self.engine = None
+            engine, self.engine = self.engine, None
+            try:
+                engine.order_map.close_storage()  # quick: at most the last message's end-of-message changes
+            except OrderMapStorageError as err:
+                # what was lost is what a crash would lose: the write-ahead entries recover the orders placed
+                self.logger.error(f"stopping: {err}")
 
     async def apply_feed_message(self, raw: Any) -> list[Outcome]:
         if self._stopping:

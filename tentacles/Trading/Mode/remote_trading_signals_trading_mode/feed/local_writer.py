@@ -63,25 +63,32 @@ class LocalWriter:
         self._thread: threading.Thread | None = None
         self._pid = 0
         self._start_lock = threading.Lock()
-        self._lazy: list[Callable[[], None]] = []  # called on the event loop before each job is queued
+        # (event loop, source): each source is called on its own loop only, before each job queued from it
+        self._lazy: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
         self._draining = False
 
     def add_lazy(self, source: Callable[[], None]) -> None:
-        """`source()` queues (with `submit`) whatever it holds back; it runs before every later job."""
-        if source not in self._lazy:
-            self._lazy.append(source)
+        """`source()` queues (with `submit`) whatever it holds back; it runs before every later job queued
+        from this event loop."""
+        entry = (asyncio.get_running_loop(), source)
+        if entry not in self._lazy:
+            self._lazy.append(entry)
 
     def remove_lazy(self, source: Callable[[], None]) -> None:
-        if source in self._lazy:
-            self._lazy.remove(source)
+        self._lazy = [entry for entry in self._lazy if entry[1] != source]
 
     def drain_lazy(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # not on an event loop: no lazy source can be touched from here
         if self._draining:
             return  # a lazy source submitting its own work
         self._draining = True
         try:
-            for source in list(self._lazy):
-                source()
+            for source_loop, source in list(self._lazy):
+                if source_loop is loop:
+                    source()
         finally:
             self._draining = False
 
@@ -99,7 +106,7 @@ class LocalWriter:
         self._put(_Job(fn, args, asyncio.get_running_loop(), None, on_error))
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """Blocking: run `fn(*args)` after everything queued before it (closing a store, outside the loop)."""
+        """Blocking: run `fn(*args)` after everything queued before it (closing a store)."""
         if threading.current_thread() is self._thread:
             return fn(*args)
         self.drain_lazy()

@@ -361,13 +361,28 @@ class OrderMap:
                 connection.execute(sql, params)
 
     def close_storage(self) -> None:
-        """Close the file once every write handed over is done (blocks briefly: called when stopping)."""
+        """Write what `save_soon()` held back, then close the file (blocks briefly: called when stopping).
+
+        Raises OrderMapWriteError when that last write fails; the file is closed all the same (what it
+        held is what a crash would lose: the write-ahead entries cover the orders placed)."""
         if self._lazy_timer is not None:
             self._lazy_timer.cancel()
             self._lazy_timer = None
-        if self._connection is not None:
-            self._writer.call(self._close_connection)  # queues the lazy changes first, closes after them
         self._writer.remove_lazy(self._queue_changes)
+        if self._connection is None:
+            return
+        error: OrderMapWriteError | None = None
+        taken = self._take_dirty()
+        if taken is not None:
+            statements, dirty = taken
+            try:
+                self._writer.call(self._write, statements, False)  # FIFO: after the writes already handed over
+            except sqlite3.Error as err:
+                self._restore_dirty(dirty)
+                error = OrderMapWriteError(f"order map {self.path}: last write failed: {err}")
+        self._writer.call(self._close_connection)
+        if error is not None:
+            raise error
 
     def _close_connection(self) -> None:
         if self._connection is not None:
