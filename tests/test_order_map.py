@@ -65,21 +65,30 @@ async def test_saves_write_only_what_changed(tmp_path):
     order_map.close_storage()
 
 
-async def test_a_failed_write_keeps_its_changes_for_the_next_save(tmp_path):
-    path = tmp_path / "map.sqlite3"
-    order_map = OrderMap.load(path)
-    # a real SQLite failure inside the write's transaction (as a full disk or an I/O error would give)
+def _refuse_applied_rows(path) -> sqlite3.Connection:
+    """A real SQLite failure inside the write's transaction (as a full disk or an I/O error would give)."""
     other = sqlite3.connect(path)
     other.execute("CREATE TRIGGER refuse BEFORE INSERT ON applied BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
     other.commit()
+    return other
+
+
+def _accept_again(other: sqlite3.Connection) -> None:
+    other.execute("DROP TRIGGER refuse")
+    other.commit()
+    other.close()
+
+
+async def test_a_failed_write_keeps_its_changes_for_the_next_save(tmp_path):
+    path = tmp_path / "map.sqlite3"
+    order_map = OrderMap.load(path)
+    other = _refuse_applied_rows(path)
     order_map.link("L1", OrderLink("local-1", "BTC/USDT", "0.1", "0.01"))
     order_map.mark_pending("L2", PendingCreate("BTC/USDT", "buy", "buy_limit", "19000"))
     order_map.mark_applied("u-1")
     with pytest.raises(OrderMapWriteError, match="disk says no"):
         await order_map.save()
-    other.execute("DROP TRIGGER refuse")
-    other.commit()
-    other.close()
+    _accept_again(other)
     await order_map.save()  # the disk works again: everything the failed write held gets written now
     order_map.close_storage()
     reloaded = OrderMap.load(path)
@@ -223,9 +232,7 @@ async def test_close_writes_what_save_soon_held_back(tmp_path):
 async def test_a_failed_save_soon_is_raised_by_the_next_save_and_written_then(tmp_path):
     path = tmp_path / "map.sqlite3"
     order_map = OrderMap.load(path)
-    other = sqlite3.connect(path)
-    other.execute("CREATE TRIGGER refuse BEFORE INSERT ON applied BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
-    other.commit()
+    other = _refuse_applied_rows(path)
     order_map.mark_applied("u-1")
     order_map.save_soon()
     with pytest.raises(OrderMapWriteError, match="disk says no"):
@@ -235,9 +242,7 @@ async def test_a_failed_save_soon_is_raised_by_the_next_save_and_written_then(tm
     order_map.save_soon()
     with pytest.raises(OrderMapWriteError, match="disk says no"):
         await order_map.save()
-    other.execute("DROP TRIGGER refuse")
-    other.commit()
-    other.close()
+    _accept_again(other)
     await order_map.save()  # works again: the held-back change is written with the new one
     assert _rows(path, "SELECT u FROM applied") == [("u-1",)]
     assert _rows(path, "SELECT leader_id FROM pending") == [("L2",)]
