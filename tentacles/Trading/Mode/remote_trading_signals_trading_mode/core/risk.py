@@ -1,15 +1,17 @@
-"""Pure follower risk controls: what limits new copies (entries), never exits, edits or cancels.
+"""Pure follower risk controls: what limits new copies (entries) and edits that grow them, never exits,
+decreases or cancels.
 
 max_exposure_percent and max_open_copies apply inside sizing (core.sizing.size_entry, given a RiskView);
-the drawdown stop and the pair filter refuse before sizing; quote_mapping renames pairs. All amounts are
-Decimal; nothing here does I/O: the engine reads the exchange and keeps the drawdown state.
+the drawdown stop and the pair filter refuse before sizing; an edit that grows a copied entry meets the
+exposure cap and the drawdown stop in core.sizing.limit_edit_increase; quote_mapping renames pairs. All amounts
+are Decimal; nothing here does I/O: the engine reads the exchange and keeps the drawdown state.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 
-from .decimal_util import plain
+from .decimal_util import floor_to_step, plain
 from .settings import FollowerSettings, PairFilterMode
 
 HUNDRED = Decimal(100)
@@ -72,6 +74,39 @@ def cap_exposure(qty: Decimal, cost_price: Decimal, risk: RiskView, settings: Fo
     return qty
 
 
+@dataclass(frozen=True)
+class EditedEntry:
+    """My open copied entry order, as an edit that grows it sees it."""
+
+    quantity: Decimal             # its size now (origin quantity)
+    locked: Decimal               # what it adds to RiskView.exposure now (spot: quote it locks; futures: notional)
+    filled: Decimal = Decimal(0)  # spot: its filled part, a holding now, no longer in `locked` (futures: 0)
+
+
+def cap_edit_exposure(qty: Decimal, cost_price: Decimal, entry: EditedEntry, risk: RiskView,
+                      settings: FollowerSettings, base: str, quote: str, amount_step: Decimal | None,
+                      notes: list[str]) -> Decimal | Skip:
+    """The size an edit may grow `entry` to within max_exposure_percent, or a Skip: keep its current size.
+
+    What the order locks now is already in risk.exposure: it is replaced by what the edited size will lock,
+    never counted twice. The result is on the market step and never below the current size."""
+    limit = settings.max_exposure_percent
+    keep = f"my copy stays at {_show(entry.quantity)} {base} instead of {_show(qty)}"
+    if risk.portfolio_value <= 0:
+        return Skip(f"max_exposure_percent: my portfolio value in {quote} is unknown or 0: {keep}")
+    used = risk.exposure / risk.portfolio_value * HUNDRED
+    allowed = risk.portfolio_value * limit / HUNDRED - (risk.exposure - entry.locked)
+    cap = floor_to_step(entry.filled + max(allowed, Decimal(0)) / cost_price, amount_step)
+    if qty <= cap:
+        return qty
+    if cap <= entry.quantity:
+        return Skip(f"max_exposure_percent: {_show(used)}% of my portfolio already exposed "
+                    f"(max {plain(limit)}%): {keep}")
+    notes.append(f"reduced by max_exposure_percent {plain(limit)}% ({_show(used)}% already exposed, "
+                 f"this copy included): {_show(qty)} -> {_show(cap)} {base}")
+    return cap
+
+
 def update_drawdown(state: DrawdownState, value: Decimal | None,
                     settings: FollowerSettings) -> tuple[DrawdownState, str | None]:
     """The state after seeing the portfolio at `value`, and what to log when the stop trips or resets.
@@ -99,7 +134,8 @@ def drawdown_skip(state: DrawdownState, settings: FollowerSettings) -> Skip | No
         return None
     drop = (state.peak - state.stopped_at) / state.peak * HUNDRED
     return Skip(f"drawdown stop: my portfolio fell {_show(drop)}% below its peak {_show(state.peak)} "
-                f"(max {plain(settings.drawdown_stop_percent)}%); exits, edits and cancels still apply; "
+                f"(max {plain(settings.drawdown_stop_percent)}%); exits, cancels and edits that do not grow "
+                f"an entry still apply; "
                 f"change drawdown_reset to copy entries again")
 
 

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from .decimal_util import ceil_to_step, floor_to_step, plain
-from .risk import RiskView, Skip, cap_exposure, check_open_copies
+from .risk import EditedEntry, RiskView, Skip, cap_edit_exposure, cap_exposure, check_open_copies
 from .settings import FollowerSettings, SizingMode
-from .signal_schema import MARKET_TYPES, ExchangeType, OrderSignal, Share, Side
+from .signal_schema import MARKET_TYPES, ExchangeType, OrderSignal, Share, Side, TraderOrderType
 
-__all__ = ["Holdings", "MarketLimits", "OrderPlan", "RiskView", "Skip", "adapt_price", "is_entry", "size_entry",
-           "size_linked", "check_price_deviation", "check_signal_age", "split_symbol"]
+__all__ = ["EditedEntry", "Holdings", "MarketLimits", "OrderPlan", "RiskView", "Skip", "adapt_price", "is_entry",
+           "is_entry_order", "limit_edit_increase", "size_entry", "size_linked", "check_price_deviation",
+           "check_signal_age", "split_symbol"]
 
 HUNDRED = Decimal(100)
 
@@ -143,6 +144,46 @@ def is_entry(signal: OrderSignal, exchange_type: ExchangeType) -> bool:
     if exchange_type is ExchangeType.FUTURE:
         return not signal.reduce_only
     return signal.side is Side.BUY
+
+
+# protective orders close a position whatever their side: an edit of one is never limited
+_EXIT_TYPES = frozenset({
+    TraderOrderType.STOP_LOSS, TraderOrderType.STOP_LOSS_LIMIT, TraderOrderType.TRAILING_STOP,
+    TraderOrderType.TRAILING_STOP_LIMIT, TraderOrderType.TAKE_PROFIT, TraderOrderType.TAKE_PROFIT_LIMIT,
+})
+
+
+def is_entry_order(side: Side, order_type: TraderOrderType | None, reduce_only: bool,
+                   exchange_type: ExchangeType) -> bool:
+    """Whether my order (as placed, not as an edit signal describes it) opens or grows a position."""
+    if order_type in _EXIT_TYPES:
+        return False
+    if exchange_type is ExchangeType.FUTURE:
+        return not reduce_only
+    return side is Side.BUY
+
+
+def limit_edit_increase(
+    plan: OrderPlan, entry: EditedEntry, cost_price: Decimal, limits: MarketLimits, settings: FollowerSettings,
+    symbol: str, risk: RiskView | None = None, drawdown: Skip | None = None,
+) -> OrderPlan | Skip:
+    """An edit growing my copied entry `entry` to plan.quantity, checked like an entry: the drawdown stop
+    refuses the increase, max_exposure_percent (with `risk`) shrinks it to what fits. A Skip means: keep the
+    current quantity (the edit's price part still applies). A decrease passes untouched."""
+    if plan.quantity <= entry.quantity:
+        return plan
+    base, quote = split_symbol(symbol)
+    if drawdown is not None:
+        return Skip(f"{drawdown.reason}: my copy stays at {_show(entry.quantity)} {base} "
+                    f"instead of {_show(plan.quantity)}")
+    if risk is None or settings.max_exposure_percent <= 0:
+        return plan
+    notes = list(plan.notes)
+    capped = cap_edit_exposure(plan.quantity, cost_price, entry, risk, settings, base, quote,
+                               limits.amount_step, notes)
+    if isinstance(capped, Skip):
+        return capped
+    return OrderPlan(capped, plan.price, plan.stop_price, tuple(notes))
 
 
 def size_entry(

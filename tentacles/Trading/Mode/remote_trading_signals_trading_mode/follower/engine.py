@@ -255,12 +255,43 @@ class FollowerEngine:
         exchange re-locks the new size), so it is available to the edited order; sizing against the free part
         alone would shrink every edit of an order that uses most of my funds."""
         held = exchange_view.holdings(self.exchange_manager, order.symbol)
-        if not (order.is_open() and order.is_counted_in_available_funds()):
-            return held  # a chained order still waiting for its entry locks nothing yet
-        locked = Decimal(personal_data.get_order_locked_amount(order, force_use_origin_quantity_and_price=True))
+        locked = self._locked_by(order)
+        if not locked:
+            return held
         if order.side is trading_enums.TradeOrderSide.BUY:
             return dataclasses.replace(held, quote_available=held.quote_available + locked)
         return dataclasses.replace(held, base_available=held.base_available + locked)
+
+    @staticmethod
+    def _locked_by(order: Any) -> Decimal:
+        """What `order` locks in my portfolio now: a chained order still waiting for its entry locks nothing yet."""
+        if not (order.is_open() and order.is_counted_in_available_funds()):
+            return Decimal(0)
+        return Decimal(personal_data.get_order_locked_amount(order, force_use_origin_quantity_and_price=True))
+
+    def _limit_edit_increase(self, order: Any, plan: sizing.OrderPlan, cost_price: Decimal,
+                             limits: sizing.MarketLimits) -> sizing.OrderPlan | sizing.Skip:
+        """An edit growing a copied entry meets max_exposure_percent and the drawdown stop, like a new entry."""
+        current = Decimal(order.origin_quantity)
+        side = schema.Side(order.side.value)
+        if plan.quantity <= current or not sizing.is_entry_order(side, order.order_type, bool(order.reduce_only),
+                                                                 self.exchange_type):
+            return plan  # a decrease or an exit: never limited (and no risk view to read)
+        view = None
+        if self.settings.max_exposure_percent > 0:
+            view = exchange_view.risk_view(self.exchange_manager, order.symbol, self._is_copy)
+        drawdown = risk.drawdown_skip(self._drawdown_state(), self.settings)
+        return sizing.limit_edit_increase(plan, self._edited_entry(order), Decimal(cost_price), limits,
+                                          self.settings, order.symbol, view, drawdown)
+
+    def _edited_entry(self, order: Any) -> risk.EditedEntry:
+        """My order as exchange_view.risk_view counts it in the exposure now (so the edit never counts it twice)."""
+        quantity = Decimal(order.origin_quantity)
+        if not order.is_open():
+            return risk.EditedEntry(quantity, Decimal(0))  # waiting for its entry: not on the exchange yet
+        if self.exchange_manager.is_future:
+            return risk.EditedEntry(quantity, quantity * Decimal(order.origin_price or 0))
+        return risk.EditedEntry(quantity, self._locked_by(order), Decimal(order.filled_quantity))
 
     async def _attach_children(
         self, ctx: _Context, parent_signal: schema.OrderSignal, parent_order: Any, parent_qty: Decimal,
@@ -353,8 +384,11 @@ class FollowerEngine:
             return
         limits = exchange_view.market_limits(self.exchange_manager, order.symbol)
         my_price = exchange_view.mark_price(self.exchange_manager, order.symbol) or order.origin_price
+        price = sizing.adapt_price(signal.updated_limit_price, limits) if signal.updated_limit_price else None
+        stop = sizing.adapt_price(signal.updated_stop_price, limits) if signal.updated_stop_price else None
         quantity = None
         note = None
+        kept = False  # a risk control refused the quantity increase: my copy keeps its size
         if signal.updated_target_amount is not None:
             # an edit may omit side/type: my copy knows them
             sized = dataclasses.replace(signal, side=signal.side or schema.Side(order.side.value),
@@ -364,12 +398,16 @@ class FollowerEngine:
             if isinstance(plan, sizing.Skip):
                 self._skip(ctx, signal, plan.reason)
                 return
-            quantity = plan.quantity
-            note = plan_note(plan)  # a capped or reduced edit says why, like a create does
-        price = sizing.adapt_price(signal.updated_limit_price, limits) if signal.updated_limit_price else None
-        stop = sizing.adapt_price(signal.updated_stop_price, limits) if signal.updated_stop_price else None
+            checked = self._limit_edit_increase(order, plan, price or order.origin_price or my_price, limits)
+            if isinstance(checked, sizing.Skip):
+                kept, note = True, checked.reason  # the price part of the edit still applies
+            else:
+                quantity = checked.quantity
+                note = plan_note(checked)  # a capped or reduced edit says why, like a create does
         if quantity is None and price is None and stop is None:
-            self._skip(ctx, signal, "edit changes nothing I can apply")
+            if kept:
+                self._update_link_quantities(signal, order.origin_quantity)
+            self._skip(ctx, signal, note if kept else "edit changes nothing I can apply")
             return
         if waiting:
             # not on the exchange yet (waits for its entry's fill): edit what will be created
@@ -384,10 +422,14 @@ class FollowerEngine:
         if not changed:
             self._skip(ctx, signal, "edit left my order unchanged")
             return
-        if quantity is not None:
-            self.order_map.update_quantities(signal.order_id, str(quantity),
-                                             None if signal.quantity is None else str(signal.quantity))
+        if quantity is not None or kept:
+            self._update_link_quantities(signal, order.origin_quantity if kept else quantity)
         self._record(ctx, self._outcome(ctx, signal, Result.EDITED, note, [order]))
+
+    def _update_link_quantities(self, signal: schema.OrderSignal, local_quantity: Decimal) -> None:
+        # the leader's new size beside mine (also when mine was kept): later chained orders scale to my copy
+        self.order_map.update_quantities(signal.order_id, str(local_quantity),
+                                         None if signal.quantity is None else str(signal.quantity))
 
     async def _cancel(self, ctx: _Context, signal: schema.OrderSignal) -> None:
         order = self._find_local(signal.order_id, signal)
