@@ -134,12 +134,12 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
         ui.user_input("max_price_deviation_percent", number, float(d.max_price_deviation_percent), inputs,
                       min_val=0, max_val=100,
                       title="Refuse a market copy when my price is this % away from the leader's (0 = no check).")
-        # risk controls: all off by default; they limit new entries, never exits, edits or cancels
+        # risk controls: all off by default; they limit new entries and edits that grow one, never exits or cancels
         ui.user_input("max_exposure_percent", number, float(d.max_exposure_percent), inputs,
                       min_val=0, max_val=float(settings_module.MAX_EXPOSURE_PERCENT),
-                      title="Max exposure: new copies may bring what I hold outside the quote currency plus open "
-                            "buy orders to at most this % of my portfolio; entries shrink or are skipped, exits "
-                            "always apply (futures: leveraged notional; 0 = no limit).")
+                      title="Max exposure: new copies (and edits that grow one) may bring what I hold outside the "
+                            "quote currency plus open buy orders to at most this % of my portfolio; entries shrink "
+                            "or are skipped, exits always apply (futures: leveraged notional; 0 = no limit).")
         ui.user_input("max_open_copies", commons_enums.UserInputTypes.INT, d.max_open_copies, inputs,
                       min_val=0, max_val=settings_module.MAX_OPEN_COPIES,
                       title="Max open copies: at most this many copied entry orders open at once; further "
@@ -147,7 +147,8 @@ class RemoteTradingSignalsTradingMode(trading_modes.AbstractTradingMode):
         ui.user_input("drawdown_stop_percent", number, float(d.drawdown_stop_percent), inputs,
                       min_val=0, max_val=99.99,
                       title="Drawdown stop: when my portfolio falls this % below its peak since following "
-                            "began, stop opening new copies; exits, edits and cancels still apply (0 = off).")
+                            "began, stop opening or growing copies; exits, cancels and other edits still apply "
+                            "(0 = off).")
         ui.user_input("drawdown_reset", commons_enums.UserInputTypes.INT, d.drawdown_reset, inputs,
                       min_val=0, max_val=settings_module.MAX_RESET_COUNTER,
                       title="Drawdown stop reset: change this number (e.g. add 1) to resume copying after a "

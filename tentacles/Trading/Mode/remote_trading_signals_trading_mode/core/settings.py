@@ -65,7 +65,8 @@ class FollowerSettings:
     follower_token: str = field(default="", repr=False)
     public_key: str = ""
     journal_path: str = ""
-    # risk controls: 0 / empty = off. They limit new entries only: exits, edits and cancels always apply.
+    # risk controls: 0 / empty = off. They limit new entries and edits that grow one: exits, cancels and
+    # other edits always apply.
     max_exposure_percent: Decimal = Decimal(0)
     max_open_copies: int = 0
     drawdown_stop_percent: Decimal = Decimal(0)
