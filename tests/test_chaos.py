@@ -14,6 +14,7 @@ import pytest
 from octobot_signals.demo.chaos_check import FollowerHistory, FollowerRun, Resend, check_run
 from octobot_signals.demo.chaos_pg import unavailable_reason
 from octobot_signals.demo.chaos_proxy import LinkProxy
+from octobot_signals.demo.chaos_stalls import HubKillStalls
 
 RUN_TIMEOUT_S = 240
 
@@ -39,6 +40,11 @@ def _assert_clean_run(args: list[str], kinds: set[str]) -> dict:
     assert summary["hub_starts"] > summary["replicas"]  # a hub was killed and came back
     assert any(f["runs"] > 1 for f in summary["per_follower"])  # a follower was killed and came back
     assert any("kill -9 follower" in line for line in lines)  # progress output names what it does
+    # added fields: one stall record per hub kill, bounded by the longest stall overall
+    assert len(summary["hub_kill_stalls"]) == summary["faults"]["kill_hub"]
+    assert summary["longest_stall_after_hub_back_s"] <= summary["longest_stall_s"]
+    assert summary["longest_feed_stall_s"] <= summary["longest_stall_s"]
+    assert all("longest_feed_stall_s" in f for f in summary["per_follower"])
     return summary
 
 
@@ -139,6 +145,38 @@ def test_accounting_of_the_publisher_and_the_journal():
     assert report.duplicates == 2  # u1 under q=1 and q=6; the re-send of u2 acked q=7
     assert report.gaps == 1  # q=5
     assert report.out_of_order == 1  # u5 acked q=3 after u4's q=4
+
+
+# ---------------------------------------------------------------- the stalls per hub kill
+
+def test_stalls_per_hub_kill_count_from_the_kill_and_from_the_hubs_return():
+    stalls = HubKillStalls()
+    names = ["f1", "f2", "f3"]
+    stalls.observe(9.0, {"f1": 8.0}, names)  # before any kill: no window
+    stalls.hub_killed("hub-1", at=10.0, down_s=1.0)
+    stalls.follower_killed("f3")  # its stall is a bot restart: left out
+    stalls.observe(11.0, {"f1": 8.0, "f3": 10.5}, names)
+    stalls.hub_back("hub-1", at=12.0)
+    stalls.observe(13.0, {"f1": 8.0, "f2": 12.5, "f3": 10.5}, names)
+    stalls.observe(14.5, {"f2": 12.5, "f3": 10.5}, names)  # f1 printed again
+    stalls.observe(15.0, {"f3": 10.5}, names)  # every follower still running is level: the window closes
+    stalls.observe(20.0, {"f2": 19.0}, names)  # after the window: not this kill's
+    [window] = stalls.as_json(started=0.0)
+    assert window == {"hub": "hub-1", "at_s": 10.0, "down_s": 1.0, "back_after_s": 2.0,
+                      "worst_stall_s": 3.0, "worst_follower": "f1",  # from the kill at the earliest, not 8.0
+                      "worst_after_back_s": 2.0, "worst_after_back_follower": "f2"}  # f1: 1.0 after the return
+    assert stalls.longest_after_back() == 2.0
+
+
+def test_a_new_hub_kill_closes_the_previous_window():
+    stalls = HubKillStalls()
+    stalls.hub_killed("hub-1", at=1.0, down_s=0.5)
+    stalls.hub_back("hub-1", at=2.0)
+    stalls.hub_killed("hub-2", at=2.5, down_s=0.5)
+    stalls.observe(3.0, {"f1": 1.5}, ["f1"])
+    first, second = stalls.as_json(started=0.0)
+    assert first["worst_stall_s"] == 0.0 and first["worst_follower"] is None
+    assert second["worst_stall_s"] == 0.5 and second["back_after_s"] is None
 
 
 # ---------------------------------------------------------------- the proxy

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -498,3 +500,119 @@ async def test_an_unbounded_history_answer_is_not_read_past_the_limit(tmp_path: 
     finally:
         await stop_all(fresh, catching_up)
         await runner.cleanup()
+
+
+# ---------------------------------------------------------------- reconnect pacing (feed/backoff.py ReconnectBackoff)
+
+
+class TopRng(random.Random):
+    """Every jittered wait at its ceiling: the pacing becomes exact."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+@contextlib.asynccontextmanager
+async def fake_hub(cable: Any) -> AsyncIterator[str]:
+    async def lookup(request: web.Request) -> web.Response:
+        return web.json_response({"feed_id": "st_s1", "last_q": 0})
+
+    app = web.Application()
+    app.router.add_get("/cable", cable)
+    app.router.add_get("/api/v2/storefront/feeds/id/{id}", lookup)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+def _publish_u(text: str) -> str:
+    return str(json.loads(json.loads(text)["data"])["u"])
+
+
+async def test_a_rejected_subscription_slows_the_follower_down(tmp_path: Path) -> None:
+    """A hub that says no is not asked again at once: 2 s, then 4 s... (a dropped link is retried within 0.25 s)."""
+    loop = asyncio.get_running_loop()
+    connected: list[float] = []
+
+    async def cable(request: web.Request) -> web.WebSocketResponse:
+        connected.append(loop.time())
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(protocol.welcome_frame())
+        async for _ in ws:  # the subscribe command
+            await ws.send_str(protocol.reject_subscription_frame(protocol.CHANNEL_IDENTIFIER, "not yours"))
+        return ws
+
+    async with fake_hub(cable) as url:
+        follower = FollowerClient(url, "tok", FollowerState(tmp_path / "f"), backoff_rng=TopRng())
+        follower.subscribe("s1", Recorder())
+        await follower.start()
+        try:
+            await wait_until(lambda: len(connected) == 2, timeout=5)
+            assert connected[1] - connected[0] >= 1.9 and follower.last_rejection == "not yours"
+        finally:
+            await stop_all(follower)
+
+
+async def test_a_rate_limited_publisher_slows_down(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    connected: list[float] = []
+
+    async def cable(request: web.Request) -> web.WebSocketResponse:
+        connected.append(loop.time())
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(protocol.welcome_frame())
+        async for msg in ws:
+            await ws.send_str(protocol.nack_frame(_publish_u(msg.data), "rate_limited: retry in 20 s"))
+        return ws
+
+    async with fake_hub(cable) as url:
+        publisher = PublisherClient(url, "secret", "s1", Outbox(tmp_path / "outbox"), backoff_rng=TopRng())
+        await publisher.start()
+        try:
+            await publisher.publish(tagged_bundle("s1", "a"))
+            await wait_until(lambda: len(connected) == 2, timeout=5)
+            assert connected[1] - connected[0] >= 1.9 and publisher.stats.retries >= 1
+        finally:
+            await stop_all(publisher)
+
+
+async def test_a_publisher_link_lost_after_an_ack_is_retried_at_once_even_after_an_outage(tmp_path: Path) -> None:
+    """Three refused upgrades (HTTP 503: waits of 0.25, 1 and 1 s), then a link that acks one row and dies with the
+    next in flight: it worked, so the next attempt comes within 0.25 s, not after another second."""
+    loop = asyncio.get_running_loop()
+    connected: list[float] = []
+
+    async def cable(request: web.Request) -> web.StreamResponse:
+        connected.append(loop.time())
+        if len(connected) <= 3:
+            return web.Response(status=503)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str(protocol.welcome_frame())
+        acked = 0
+        async for msg in ws:
+            if len(connected) == 4 and acked == 1:
+                break  # the hub dies with this row in flight
+            acked += 1
+            await ws.send_str(protocol.ack_frame(_publish_u(msg.data), acked))
+        await ws.close()
+        return ws
+
+    async with fake_hub(cable) as url:
+        publisher = PublisherClient(url, "secret", "s1", Outbox(tmp_path / "outbox"), backoff_rng=TopRng())
+        await publisher.publish(tagged_bundle("s1", "a"))
+        await publisher.publish(tagged_bundle("s1", "b"))
+        await publisher.start()
+        try:
+            assert await publisher.flush(TIMEOUT)
+            gaps = [round(later - earlier, 2) for earlier, later in zip(connected, connected[1:], strict=False)]
+            assert len(connected) == 5 and gaps[1] >= 0.9 and gaps[-1] < 0.5, gaps
+        finally:
+            await stop_all(publisher)

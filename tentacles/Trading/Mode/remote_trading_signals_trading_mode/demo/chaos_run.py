@@ -34,6 +34,7 @@ from .chaos_check import FollowerHistory, Report, Resend, check_run
 from .chaos_pg import ChaosPostgres
 from .chaos_procs import FollowerProcess, HubProcess, summary_of
 from .chaos_proxy import LinkProxy
+from .chaos_stalls import HubKillStalls
 from .hub_admin import all_signals, create_follower_token, create_strategy
 
 STRATEGY_ID = "chaos"
@@ -82,6 +83,10 @@ class ChaosRun:
         self.crashes: Counter[str] = Counter()  # "hub" and follower names
         self.stalls: dict[str, float] = {}  # follower -> longest stall (s)
         self._current_since: dict[str, float] = {}  # follower -> when it was last seen level with the acked head
+        self.kill_stalls = HubKillStalls()  # the stalls around each hub kill (an added JSON field)
+        # follower -> longest stall not caused by its own kill -9 (a bot restart): what the feed link costs
+        self.feed_stalls: dict[str, float] = {}
+        self._killed_at: dict[str, float] = {}  # follower -> its last kill -9
         self._busy: set[str] = set()
         self._fault_tasks: set[asyncio.Task[None]] = set()
         self._started = time.monotonic()
@@ -173,7 +178,9 @@ class ChaosRun:
         # half of the kills land just after a line: the order is placed and reported, its q maybe not yet saved
         # (the window the mode's order map must cover); the other half at any moment
         right_after_a_line = self.rng.random() < 0.5 and await follower.next_line(NEXT_LINE_WAIT_S)
+        self._killed_at[follower.name] = time.monotonic()
         await follower.kill()
+        self.kill_stalls.follower_killed(follower.name)
         when = "just after a line" if right_after_a_line else "at a random moment"
         self._log(f"kill -9 {follower.name} {when} (at q={follower.last_q}), back in {down} s")
         if sabotage:
@@ -195,9 +202,11 @@ class ChaosRun:
         live = [hub for hub in self.hubs if hub.up]
         hub = self.rng.choice(live)
         await hub.kill()
+        self.kill_stalls.hub_killed(hub.name, time.monotonic(), down)
         self._log(f"kill -9 {hub.name}, back in {down} s")
         await asyncio.sleep(down)
         await self._start_again(hub.name, hub.start)
+        self.kill_stalls.hub_back(hub.name, time.monotonic())
         return True
 
     async def _start_again(self, name: str, start: Callable[[], Awaitable[None]]) -> None:
@@ -346,12 +355,18 @@ class ChaosRun:
         """The longest time each follower printed nothing while the hub had acked messages it had not printed."""
         now = time.monotonic()
         head = self.publisher.stats.acked if self.publisher is not None else 0  # acks come in q order
+        stalled_since: dict[str, float] = {}
         for follower in self.followers:
             if follower.last_q >= head:
                 self._current_since.pop(follower.name, None)
                 continue
             since = max(self._current_since.setdefault(follower.name, now), follower.last_q_at)
+            stalled_since[follower.name] = since
             self.stalls[follower.name] = max(self.stalls.get(follower.name, 0.0), now - since)
+            killed = self._killed_at.get(follower.name, since - 1.0)
+            feed_end = min(now, killed) if killed >= since else now  # the part before its own kill
+            self.feed_stalls[follower.name] = max(self.feed_stalls.get(follower.name, 0.0), feed_end - since)
+        self.kill_stalls.observe(now, stalled_since, [f.name for f in self.followers])
 
     async def _converge(self, last_q: int) -> float | None:
         """Seconds from the last ack to every follower's line for `last_q`; None past the timeout."""
@@ -452,7 +467,13 @@ class ChaosRun:
             "postgres_restarts": self.pg.restarts if self.pg is not None else 0,
             "publisher": self.publisher.stats.as_dict(),
             "longest_stall_s": round(max(self.stalls.values(), default=0.0), 2),
+            # added fields: the longest stall a follower's own kill -9 did not cause (the feed link's cost); per hub
+            # kill, the worst follower stall, and the worst part of one after the hub was back
+            "longest_feed_stall_s": round(max(self.feed_stalls.values(), default=0.0), 2),
+            "longest_stall_after_hub_back_s": self.kill_stalls.longest_after_back(),
+            "hub_kill_stalls": self.kill_stalls.as_json(self._started),
             "per_follower": [{**summary_of(f), "longest_stall_s": round(self.stalls.get(f.name, 0.0), 2),
+                              "longest_feed_stall_s": round(self.feed_stalls.get(f.name, 0.0), 2),
                               **report.per_follower.get(f.name, {})} for f in self.followers],
             "examples": report.examples,
         }

@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from typing import Any
 import aiohttp
 
 from ..core import protocol
-from .backoff import Backoff, BackoffExhausted
+from .backoff import Backoff, BackoffExhausted, LinkOutcome, ReconnectBackoff
 from .state_store import FollowerState
 
 MessageHandler = Callable[[dict[str, Any]], Awaitable[None]]
@@ -135,6 +136,7 @@ class FollowerClient:
         replay_from_start: bool = False,
         max_handler_attempts: int = 3,
         backoff_cap: float = 30.0,
+        backoff_rng: random.Random | None = None,
     ) -> None:
         if not token:
             raise ValueError("a follower token is required")
@@ -152,6 +154,7 @@ class FollowerClient:
         self.replay_from_start = replay_from_start
         self.max_handler_attempts = max_handler_attempts
         self._backoff_cap = backoff_cap
+        self._backoff_rng = backoff_rng  # the reconnect jitter: tests pass a scripted one
         self.stats = FollowerStats()
         self.last_rejection: str | None = None  # last reject_subscription reason, for operators
 
@@ -202,7 +205,7 @@ class FollowerClient:
         if self._session is not None:
             self._start_worker(strategy_id)
             # Simplest correct way to add a strategy to a live link: reconnect with the full
-            # set and resume positions (the first reconnect is immediate).
+            # set and resume positions (the first reconnect comes within ReconnectBackoff.first).
             self._confirmed.clear()
             self._drop_link()
 
@@ -277,15 +280,18 @@ class FollowerClient:
             asyncio.get_running_loop().create_task(ws.close())
 
     async def _run(self) -> None:
-        backoff = Backoff(base=0.5, cap=self._backoff_cap)
+        backoff = ReconnectBackoff(cap=self._backoff_cap, rng=self._backoff_rng)
+        loop = asyncio.get_running_loop()
         while not self._stopping:
-            healthy = False
+            # filled in by _connect_once as it goes: an exception ending the link must not hide that it had worked
+            link = LinkOutcome()
             try:
-                healthy = await self._connect_once()
+                await self._connect_once(link)
             except asyncio.CancelledError:
                 raise
             except (aiohttp.WSServerHandshakeError, aiohttp.ClientResponseError) as err:
                 self.logger.warning("feed connection refused by %s: HTTP %s", self.hub_url, err.status)
+                link.refused = 400 <= err.status < 500  # a 5xx is a hub in trouble: it may be back soon
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, HistoryError) as err:
                 self.logger.warning("feed connection to %s failed: %s", self.hub_url, type(err).__name__)
             except Exception:  # never let the loop die: log and retry with backoff
@@ -298,13 +304,12 @@ class FollowerClient:
                         await asyncio.wait_for(ws.close(), WS_CLOSE_TIMEOUT)
             if self._stopping:
                 break
-            if healthy:
-                backoff.reset()
+            backoff.link_ended(link, loop.time())
             self.stats.reconnects += 1
             await backoff.sleep()
 
-    async def _connect_once(self) -> bool:
-        """One connection's life. True when it got as far as a confirmed subscription."""
+    async def _connect_once(self, link: LinkOutcome) -> None:
+        """One connection's life, told in `link` (it decides how soon the next one is tried)."""
         assert self._session is not None
         ws = await asyncio.wait_for(
             self._session.ws_connect(
@@ -322,7 +327,8 @@ class FollowerClient:
         first = await self._receive_frame(ws, self.request_timeout)
         if not isinstance(first, protocol.Welcome):
             self.logger.warning("feed: expected welcome, got %s", type(first).__name__)
-            return False
+            return
+        link.welcomed_at = asyncio.get_running_loop().time()
         if not self._handlers:
             # Nothing to follow yet: keep the link (subscribe() will cycle it).
             pass
@@ -330,26 +336,25 @@ class FollowerClient:
             await self._establish_baselines()
             resume = {s: t.last_applied for s, t in self._trackers.items() if s in self._handlers}
             await ws.send_str(protocol.build_subscribe_command(list(self._handlers), resume))
-        healthy = False
         while not self._stopping:
             frame = await self._receive_frame(ws, self.stale_after)
             if frame is None:
-                return healthy
+                return
             if isinstance(frame, protocol.Delivery):
                 self.stats.received += 1
                 await self._route(frame.message)
             elif isinstance(frame, protocol.Confirm):
-                healthy = True
+                link.worked = True
                 self.last_rejection = None
                 self._confirmed.set()
                 self.logger.info("feed: subscribed to %d strategies on %s", len(self._handlers), self.hub_url)
             elif isinstance(frame, protocol.Reject):
                 self.last_rejection = frame.message
                 self.logger.error("feed: subscription rejected by hub: %s", frame.message)
-                return False
+                link.refused = True
+                return
             elif isinstance(frame, protocol.Error):
                 self.logger.warning("feed: hub reported an error: %s", frame.message)
-        return healthy
 
     async def _receive_frame(self, ws: aiohttp.ClientWebSocketResponse, timeout: float) -> Any:
         """Next parsed server frame, or None when the link is closed / stale / broken."""

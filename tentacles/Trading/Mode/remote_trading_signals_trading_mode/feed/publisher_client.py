@@ -11,7 +11,9 @@ the hub's dedup on `u` turns at-least-once sending into exactly-once journaling.
   (retrying cannot fix it and would block everything behind it). Exception: a nack whose
   reason starts with "internal" (the hub's journal was unavailable) or "rate_limited" (the strategy
   published more than the hub's per-minute limit) is retried with backoff.
-- no answer within ack_timeout, a closed link, a refused connection -> backoff and retry.
+- no answer within ack_timeout, a closed link, a refused connection -> backoff and retry
+  (ReconnectBackoff: the wait follows the outage, so a restarted hub gets the pending rows within
+  about a second; an HTTP 4xx refusal or a rate_limited nack slows the retries down instead).
 
 The stream id sent as `feed_id` is read once from
 `GET /api/v2/storefront/feeds/id/{strategy}`, which the hub also serves to the strategy's
@@ -22,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
 
 from ..core import protocol
-from .backoff import Backoff
+from .backoff import LinkOutcome, ReconnectBackoff
 from .outbox import Outbox, OutboxItem
 
 WS_CLOSE_TIMEOUT = 5.0
@@ -71,6 +74,7 @@ class PublisherClient:
         stale_after: float = float(protocol.STALE_AFTER_S),
         logger: logging.Logger | None = None,
         backoff_cap: float = 30.0,
+        backoff_rng: random.Random | None = None,
     ) -> None:
         if not publish_secret:
             raise ValueError("a publish secret is required")
@@ -86,6 +90,7 @@ class PublisherClient:
         self.stale_after = stale_after
         self.logger = logger or logging.getLogger("octobot_signals.feed.publisher")
         self._backoff_cap = backoff_cap
+        self._backoff_rng = backoff_rng  # the reconnect jitter: tests pass a scripted one
         self.stats = PublisherStats()
         self.feed_id: str | None = None
         self.connected = False
@@ -97,6 +102,7 @@ class PublisherClient:
         self._task: asyncio.Task[None] | None = None
         self._waiting: dict[str, asyncio.Future[protocol.Ack | protocol.Nack]] = {}
         self._welcomed: asyncio.Future[None] | None = None
+        self._link = LinkOutcome()  # how the current connection goes: it paces the next one
         self._stopping = False
 
     # ------------------------------------------------------------------ public API
@@ -168,7 +174,8 @@ class PublisherClient:
                 await asyncio.wait_for(ws.close(), WS_CLOSE_TIMEOUT)
 
     async def _run(self) -> None:
-        backoff = Backoff(base=0.5, cap=self._backoff_cap)
+        backoff = ReconnectBackoff(cap=self._backoff_cap, rng=self._backoff_rng)
+        loop = asyncio.get_running_loop()
         while not self._stopping:
             # Connect only when there is something to send: an idle publisher holds no socket.
             await self._wake.wait()
@@ -176,14 +183,17 @@ class PublisherClient:
                 self._wake.clear()
                 if await self.outbox.acount_pending() == 0:
                     continue
-            progressed = False
+            # on self, not a return value: a lost link raises, and must not hide the rows it had settled
+            link = self._link = LinkOutcome()
             try:
-                progressed = await self._session_once()
+                await self._session_once()
             except asyncio.CancelledError:
                 raise
             except PublishRefused as err:
+                link.refused = True
                 self.logger.error("publisher %s: %s", self.strategy_id, err)
             except (aiohttp.WSServerHandshakeError, aiohttp.ClientResponseError) as err:
+                link.refused = 400 <= err.status < 500  # a 5xx is a hub in trouble: it may be back soon
                 self.logger.warning("publisher %s: hub refused the connection: HTTP %s", self.strategy_id, err.status)
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError, _LinkLost) as err:
                 self.logger.warning(
@@ -198,8 +208,7 @@ class PublisherClient:
                 await self._close_ws()
             if self._stopping:
                 break
-            if progressed:
-                backoff.reset()
+            backoff.link_ended(link, loop.time())
             self.stats.reconnects += 1
             self._wake.set()
             await backoff.sleep()
@@ -220,8 +229,8 @@ class PublisherClient:
             raise PublishRefused("stream id lookup returned no feed_id")
         return feed_id
 
-    async def _session_once(self) -> bool:
-        """One connection: send everything pending. True if at least one row was settled."""
+    async def _session_once(self) -> None:
+        """One connection: send everything pending (self._link says how it went)."""
         assert self._session is not None
         if self.feed_id is None:
             self.feed_id = await self._lookup_feed_id()
@@ -244,11 +253,11 @@ class PublisherClient:
         reader = loop.create_task(self._reader(ws))
         # A waiter must not sit out its whole ack timeout on a link that is already gone.
         reader.add_done_callback(lambda _: self._fail_waiters())
-        progressed = False
         try:
             await asyncio.wait({welcomed, reader}, timeout=self.request_timeout, return_when=asyncio.FIRST_COMPLETED)
             if not welcomed.done():
                 raise _LinkLost()
+            self._link.welcomed_at = loop.time()
             self.connected = True
             while not self._stopping:
                 items = await self.outbox.apending(50)
@@ -261,17 +270,16 @@ class PublisherClient:
                     done, _ = await asyncio.wait({wake, reader}, return_when=asyncio.FIRST_COMPLETED)
                     if reader in done:
                         wake.cancel()
-                        return progressed
+                        return
                     continue
                 for item in items:
                     if reader.done():
                         raise _LinkLost()
                     if await self._send_one(ws, item, reader):
-                        progressed = True
+                        self._link.worked = True
         finally:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-        return progressed
 
     async def _send_one(self, ws: aiohttp.ClientWebSocketResponse, item: OutboxItem, reader: asyncio.Task[None]) -> bool:
         """Send one row and settle it. Raises on a lost link / timeout (the caller reconnects)."""
@@ -296,6 +304,8 @@ class PublisherClient:
             self._changed.set()
             return True
         if answer.message.startswith(RETRYABLE_NACK_PREFIXES):
+            # over the per-minute limit, a quick retry is refused again: slow down
+            self._link.refused = self._link.refused or answer.message.startswith("rate_limited")
             self.stats.retries += 1
             self.logger.warning("publisher %s: hub asked to retry u=%s: %s", self.strategy_id, item.u, answer.message)
             raise _LinkLost()
