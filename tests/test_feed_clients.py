@@ -35,6 +35,14 @@ from octobot_signals.hub.server import start_hub
 TIMEOUT = 15.0
 
 
+async def greeted(request: web.Request) -> web.WebSocketResponse:
+    """Upgrade to a websocket and say the hub's welcome, as every fake hub here does first."""
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    await ws.send_str(protocol.welcome_frame())
+    return ws
+
+
 class Recorder:
     """A follower handler that records what it got (and can be told to fail)."""
 
@@ -360,9 +368,7 @@ async def test_stale_link_is_detected_and_reconnected(tmp_path: Path) -> None:
         connections += 1
         assert request.headers["Authorization"] == "Bearer tok-secret"
         assert "tok-secret" not in str(request.url)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(protocol.welcome_frame())
+        ws = await greeted(request)
         async for _ in ws:  # subscribe command: never answered
             pass
         return ws
@@ -463,9 +469,7 @@ async def test_an_unbounded_history_answer_is_not_read_past_the_limit(tmp_path: 
         return web.json_response({"feed_id": "st_s1"})  # an older hub: no last_q
 
     async def cable(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(protocol.welcome_frame())
+        ws = await greeted(request)
         async for _ in ws:  # the subscribe command
             await ws.send_str(protocol.confirm_subscription_frame())
         return ws
@@ -541,9 +545,7 @@ async def test_a_rejected_subscription_slows_the_follower_down(tmp_path: Path) -
 
     async def cable(request: web.Request) -> web.WebSocketResponse:
         connected.append(loop.time())
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(protocol.welcome_frame())
+        ws = await greeted(request)
         async for _ in ws:  # the subscribe command
             await ws.send_str(protocol.reject_subscription_frame(protocol.CHANNEL_IDENTIFIER, "not yours"))
         return ws
@@ -565,9 +567,7 @@ async def test_a_rate_limited_publisher_slows_down(tmp_path: Path) -> None:
 
     async def cable(request: web.Request) -> web.WebSocketResponse:
         connected.append(loop.time())
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(protocol.welcome_frame())
+        ws = await greeted(request)
         async for msg in ws:
             await ws.send_str(protocol.nack_frame(_publish_u(msg.data), "rate_limited: retry in 20 s"))
         return ws
@@ -593,9 +593,7 @@ async def test_a_publisher_link_lost_after_an_ack_is_retried_at_once_even_after_
         connected.append(loop.time())
         if len(connected) <= 3:
             return web.Response(status=503)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        await ws.send_str(protocol.welcome_frame())
+        ws = await greeted(request)
         acked = 0
         async for msg in ws:
             if len(connected) == 4 and acked == 1:

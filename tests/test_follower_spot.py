@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 import signal_factory as sf
+from follower_helpers import only
 from octobot_signals.follower.harness import follower_on_sim_exchange
 from octobot_signals.follower.sim_exchange import SimExchangeSpec
 
@@ -15,11 +16,6 @@ BTC = "BTC/USDT"
 def spec(usdt: str = "1000", btc: str = "0.1", price: str = "20000", **kwargs) -> SimExchangeSpec:
     return SimExchangeSpec(portfolio={"USDT": Decimal(usdt), "BTC": Decimal(btc)}, prices={BTC: Decimal(price)},
                            **kwargs)
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
 
 
 def placed_qty(outcome) -> Decimal:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import signal_factory as sf
+from follower_helpers import my_order, only
 from octobot_signals.follower.harness import follower_on_sim_exchange
 from octobot_signals.follower.sim_exchange import SimExchangeSpec
 
@@ -13,17 +14,6 @@ BTC = "BTC/USDT"
 
 def spec(usdt: str, btc: str) -> SimExchangeSpec:
     return SimExchangeSpec(portfolio={"USDT": Decimal(usdt), "BTC": Decimal(btc)}, prices={BTC: Decimal(20000)})
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
-
-
-def my_order(f):
-    orders = f.sim.open_orders()
-    assert len(orders) == 1, orders
-    return orders[0]
 
 
 async def test_price_edit_of_a_large_buy_keeps_its_size():

@@ -7,6 +7,7 @@ import logging
 from decimal import Decimal
 
 import signal_factory as sf
+from follower_helpers import my_order, only
 from octobot_signals.follower.harness import follower_on_sim_exchange
 from octobot_signals.follower.sim_exchange import SimExchangeSpec
 
@@ -16,17 +17,6 @@ PERP = "BTC/USDT:USDT"
 
 def spec(portfolio: dict[str, str], price: str = "20000") -> SimExchangeSpec:
     return SimExchangeSpec(portfolio={k: Decimal(v) for k, v in portfolio.items()}, prices={BTC: Decimal(price)})
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
-
-
-def my_order(f):
-    orders = f.sim.open_orders()
-    assert len(orders) == 1, orders
-    return orders[0]
 
 
 def buy(order_id: str, share: str, price: float = 20000.0):

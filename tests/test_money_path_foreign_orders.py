@@ -7,17 +7,13 @@ from decimal import Decimal
 import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 import signal_factory as sf
+from follower_helpers import only
 from octobot_signals.follower.harness import follower_on_sim_exchange
 from octobot_signals.follower.sim_exchange import SimExchangeSpec
 
 BTC = "BTC/USDT"
 SPEC = SimExchangeSpec(portfolio={"USDT": Decimal(1000), "BTC": Decimal(0)}, prices={BTC: Decimal(20000)})
 PRICE = 18000.0
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
 
 
 async def _tiny_skipped_then_my_own_order_at_its_price(f):

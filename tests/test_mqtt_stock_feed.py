@@ -15,7 +15,7 @@ import json
 import statistics
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
@@ -129,6 +129,34 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
+class _StockRig(NamedTuple):
+    venv: Path
+    followers_port: int
+    hub_port: int
+    data: Path
+    out: Path
+    strategy: dict[str, Any]
+    followers: list[dict[str, Any]]
+
+
+async def _stock_rig(tmp_path: Path, follower_count: int) -> _StockRig:
+    """OctoBot's venv, the ports, a hub data dir with strategy grid-1 and its followers, and mosquitto's config."""
+    require_mosquitto()
+    venv = await asyncio.to_thread(octobot_venv)
+    followers_port = STOCK_PORT if port_is_free(STOCK_PORT) else free_port()
+    hub_port = free_port()
+    data, out = tmp_path / "hub", tmp_path / "mosquitto"
+    hub = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN)
+    try:
+        strategy = await admin_create_strategy(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
+        followers = [await admin_create_follower(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
+                     for _ in range(follower_count)]
+    finally:
+        await hub.stop()
+    await asyncio.to_thread(write_mosquitto_config, data, out, followers_port, hub_port)
+    return _StockRig(venv, followers_port, hub_port, data, out, strategy, followers)
+
+
 def _order_bundle(strategy_id: str, n: int) -> dict[str, Any]:
     content = {"action": "create", "strategy": "stock-mqtt", "symbol": "BTC/USDT", "exchange": "binance",
                "exchange_type": "spot", "side": "buy", "type": "buy_limit", "quantity": 0.01,
@@ -140,20 +168,7 @@ def _order_bundle(strategy_id: str, n: int) -> dict[str, Any]:
 async def test_stock_octobot_feed_follows_over_mqtt_and_revoked_user_gets_nothing(tmp_path: Path) -> None:
     if skip_requested():
         pytest.skip("real OctoBot tests skipped (OCTOBOT_SIGNALS_SKIP_REAL=1)")
-    require_mosquitto()
-    venv = await asyncio.to_thread(octobot_venv)
-    followers_port = STOCK_PORT if port_is_free(STOCK_PORT) else free_port()
-    hub_port = free_port()
-    data, out = tmp_path / "hub", tmp_path / "mosquitto"
-
-    hub = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN)
-    try:
-        strategy = await admin_create_strategy(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
-        alice = await admin_create_follower(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
-        bob = await admin_create_follower(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
-    finally:
-        await hub.stop()
-    await asyncio.to_thread(write_mosquitto_config, data, out, followers_port, hub_port)
+    venv, followers_port, hub_port, data, out, strategy, (alice, bob) = await _stock_rig(tmp_path, 2)
 
     followers: list[StockFollower] = []
     with MosquittoProcess(out / "mosquitto.conf", [followers_port, hub_port]) as broker:
@@ -248,18 +263,7 @@ async def test_stock_mode_gets_json_numbers_and_rests_the_limit_at_its_price(tmp
         pytest.skip("real OctoBot tests skipped (OCTOBOT_SIGNALS_SKIP_REAL=1)")
     if not STOCK_ZIP.is_file():
         pytest.skip(f"OctoBot's default tentacles zip not at {STOCK_ZIP}")
-    require_mosquitto()
-    venv = await asyncio.to_thread(octobot_venv)
-    followers_port = STOCK_PORT if port_is_free(STOCK_PORT) else free_port()
-    hub_port = free_port()
-    data, out = tmp_path / "hub", tmp_path / "mosquitto"
-    hub = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN)
-    try:
-        strategy = await admin_create_strategy(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
-        alice = await admin_create_follower(hub.base_url, DEFAULT_ADMIN_TOKEN, "grid-1")
-    finally:
-        await hub.stop()
-    await asyncio.to_thread(write_mosquitto_config, data, out, followers_port, hub_port)
+    venv, followers_port, hub_port, data, out, strategy, (alice,) = await _stock_rig(tmp_path, 1)
 
     follower: StockFollower | None = None
     with MosquittoProcess(out / "mosquitto.conf", [followers_port, hub_port]):

@@ -145,7 +145,8 @@ async def test_local_id_index_and_state_survive_a_reload(tmp_path):
     first.link("L2", OrderLink("local-2", "BTC/USDT", "1", "1"))
     first.close("L2")
     first.set_state("drawdown_peak", "2000")
-    await first.save(durable=False)  # the end-of-message commit: no fsync, still committed
+    first.save_soon()  # the end-of-message commit: no fsync, still committed
+    await first.flush()
     first.close_storage()
     second = OrderMap.load(path)
     assert second.leader_id("local-1") == "L1" and second.leader_id("local-2") == "L2"

@@ -14,6 +14,7 @@ from pathlib import Path
 import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 import signal_factory as sf
+from follower_helpers import only
 from octobot_signals import RemoteTradingSignalsTradingMode
 from octobot_signals.follower.harness import follower_on_sim_exchange, trading_config_with
 from octobot_signals.follower.sim_exchange import SimExchangeSpec
@@ -25,11 +26,6 @@ JOURNAL = Path(__file__).parent / "data" / "journal_example.jsonl"
 def spec(portfolio: dict[str, str], prices: dict[str, str] | None = None) -> SimExchangeSpec:
     return SimExchangeSpec(portfolio={k: Decimal(v) for k, v in portfolio.items()},
                            prices={k: Decimal(v) for k, v in (prices or {BTC: "20000"}).items()})
-
-
-def only(outcomes):
-    assert len(outcomes) == 1, outcomes
-    return outcomes[0]
 
 
 def buy_limit(order_id: str, share: str = "10%", symbol: str = BTC, price: float = 20000.0):

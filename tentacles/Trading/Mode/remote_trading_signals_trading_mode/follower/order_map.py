@@ -214,12 +214,11 @@ class OrderMap:
             self._dirty_pending.add(leader_order_id)
 
     # ---- persistence ----------------------------------------------------------------------------
-    async def save(self, *, durable: bool = True) -> None:
-        """Write what changed since the last save, off the event loop, and wait until it is written.
+    async def save(self) -> None:
+        """Write what changed since the last save, off the event loop, and wait until it is durable.
 
-        `durable` (the default) commits with an fsync: the write survives a power loss. Without it the
-        commit survives the process being killed (WAL mode keeps committed frames in the OS), not a power
-        loss (the WAL is append-only, so a later fsync makes every earlier commit durable too).
+        The commit is fsynced: it survives a power loss, and (the WAL being append-only) so does every
+        earlier commit `save_soon()` made without an fsync.
 
         Raises OrderMapClosed once the storage is closed (a write-ahead entry that cannot be written
         must stop the order it protects) and OrderMapWriteError when this write, or an earlier
@@ -237,7 +236,7 @@ class OrderMap:
                 return
             statements, dirty = taken
             try:
-                await self._writer.run(self._write, statements, durable)
+                await self._writer.run(self._write, statements, True)
             except BaseException as err:
                 self._restore_dirty(dirty)
                 if isinstance(err, sqlite3.Error):
@@ -250,7 +249,7 @@ class OrderMap:
         The changes stay in memory as the shared writer's lazy work: the next job queued on it (this
         map's next write-ahead entry, the feed's progress record for this message, a close) takes them
         first, and a timer takes them after LAZY_SAVE_SECONDS at the latest. So a message is never
-        recorded as done ahead of its changes; not fsynced, like `save(durable=False)`. A failure keeps
+        recorded as done ahead of its changes; not fsynced (it survives a kill -9, WAL mode). A failure keeps
         the changes pending and is raised by the next `save()` or `flush()`, so the next order's
         write-ahead entry fails and that order is not placed.
         """
@@ -348,7 +347,7 @@ class OrderMap:
             statements.append(("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, self.state[key])))
         return statements
 
-    def _write(self, statements: list[tuple[str, tuple]], durable: bool = True) -> None:
+    def _write(self, statements: list[tuple[str, tuple]], durable: bool) -> None:
         connection = self._connection
         if connection is None:  # closed while this write waited for the worker
             raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
