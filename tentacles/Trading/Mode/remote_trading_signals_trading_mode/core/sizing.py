@@ -7,7 +7,7 @@ All amounts are Decimal; nothing here does I/O.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 
 from .decimal_util import ceil_to_step, floor_to_step, plain
@@ -15,9 +15,9 @@ from .risk import EditedEntry, RiskView, Skip, cap_edit_exposure, cap_exposure, 
 from .settings import FollowerSettings, SizingMode
 from .signal_schema import MARKET_TYPES, ExchangeType, OrderSignal, Share, Side, TraderOrderType
 
-__all__ = ["EditedEntry", "Holdings", "MarketLimits", "OrderPlan", "RiskView", "Skip", "adapt_price", "is_entry",
-           "is_entry_order", "limit_edit_increase", "size_entry", "size_linked", "check_price_deviation",
-           "check_signal_age", "split_symbol"]
+__all__ = ["EditedEntry", "Holdings", "LinkedParent", "MarketLimits", "OrderPlan", "RiskView", "Skip", "adapt_price",
+           "is_entry", "is_entry_order", "limit_edit_increase", "not_an_exit_of", "reserve_pending_parent",
+           "size_entry", "size_linked", "check_price_deviation", "check_signal_age", "split_symbol"]
 
 HUNDRED = Decimal(100)
 
@@ -258,6 +258,52 @@ def size_entry(
             # a cap that leaves less than the market minimum is still the exposure limit's doing
             return Skip(f"max_exposure_percent: {plan.reason}") if isinstance(plan, Skip) else plan
     return _finalize(qty, cost_price, limits, settings, afford, base, quote, price, stop_price, notes)
+
+
+@dataclass(frozen=True)
+class LinkedParent:
+    """The order a chained/bundled create hangs on, as far as deciding whether the child protects it."""
+
+    order_id: str
+    symbol: str                       # my symbol (after quote_mapping), like the child's
+    side: Side
+    leader_quantity: Decimal | None   # the leader's size of the parent (the child's size is compared to it)
+
+
+def not_an_exit_of(child: OrderSignal, parent: LinkedParent, exchange_type: ExchangeType) -> str | None:
+    """None when `child` is a true exit of `parent` (same symbol, closing side or reduce-only on futures, no
+    larger than the parent), which keeps the parent's proportional size and passes every risk control;
+    otherwise why not, and the child is sized and checked like an entry. The link itself proves nothing:
+    any leader can name any order in chained_to."""
+    why = f"not an exit of {parent.order_id}"
+    if child.symbol != parent.symbol:
+        return f"{why} ({child.symbol}, the parent is on {parent.symbol})"
+    closing = child.side is not None and child.side is not parent.side
+    if exchange_type is ExchangeType.FUTURE:
+        closing = closing or child.reduce_only
+    if not closing:
+        return f"{why} (same side, not reduce-only)"
+    if child.quantity is None or not parent.leader_quantity or child.quantity > parent.leader_quantity:
+        return f"{why} (larger than its parent, or a size missing)"
+    return None
+
+
+def reserve_pending_parent(holdings: Holdings, view: RiskView | None, parent_symbol: str, parent_side: Side,
+                           parent_qty: Decimal, parent_cost: Decimal, child_symbol: str, exchange_type: ExchangeType,
+                           parent_is_entry: bool) -> tuple[Holdings, RiskView | None]:
+    """Holdings and risk view as a child sees them when its parent is about to be placed in the same bundle:
+    the parent is not on the exchange yet, but what it will lock and expose is no longer mine to use."""
+    base, quote = split_symbol(parent_symbol)
+    child_base, child_quote = split_symbol(child_symbol)
+    is_future = exchange_type is ExchangeType.FUTURE
+    if not is_future and parent_side is Side.BUY and quote == child_quote:
+        holdings = replace(holdings, quote_available=max(holdings.quote_available - parent_qty * parent_cost,
+                                                         Decimal(0)))
+    elif not is_future and parent_side is Side.SELL and base == child_base:
+        holdings = replace(holdings, base_available=max(holdings.base_available - parent_qty, Decimal(0)))
+    if view is not None and parent_is_entry and quote == child_quote:
+        view = replace(view, exposure=view.exposure + parent_qty * parent_cost, open_copies=view.open_copies + 1)
+    return holdings, view
 
 
 def size_linked(

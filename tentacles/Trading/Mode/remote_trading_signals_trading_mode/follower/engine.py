@@ -35,6 +35,19 @@ _SWEEP_MIN_OPEN_LINKS = 1000
 _DRAWDOWN_KEYS = ("drawdown_peak", "drawdown_stopped_at", "drawdown_reset")
 
 
+@dataclass(frozen=True)
+class _PendingParent:
+    """A copy built in this bundle and not on the exchange yet: what its linked children must not reuse."""
+
+    signal: schema.OrderSignal
+    quantity: Decimal
+    cost_price: Decimal
+
+    @property
+    def side(self) -> schema.Side:
+        return self.signal.side or schema.Side.BUY
+
+
 @dataclass
 class _Context:
     message: schema.FeedMessage
@@ -160,46 +173,56 @@ class FollowerEngine:
         if signal.order_id in self.order_map.pending:
             self._skip_tree(ctx, signal, self._recover_pending(signal))
             return
-        my_price = exchange_view.mark_price(self.exchange_manager, signal.symbol)
-        if my_price is None:
-            self._skip_tree(ctx, signal, f"no price for {signal.symbol} yet")
-            return
-        limits = exchange_view.market_limits(self.exchange_manager, signal.symbol)
         parent_id = signal.chained_to or signal.bundled_with
         if parent_id:
-            # a stop-loss / take-profit of a copy I hold protects it: no risk control or filter stops it
-            await self._create_chained_to_existing(ctx, signal, parent_id, my_price, limits)
+            await self._create_chained_to_existing(ctx, signal, parent_id)
             return
-        refusal = self._risk_refusal(signal)
-        if refusal is not None:
-            self._skip_tree(ctx, signal, refusal.reason)  # like a sizing skip: what it carries goes with it
+        entry = self._entry_plan(signal)
+        if isinstance(entry, sizing.Skip):
+            self._skip_tree(ctx, signal, entry.reason)  # like a sizing skip: what it carries goes with it
             return
-        if signal.order_type in _MARKET_TYPES and signal.current is not None:
-            deviation = sizing.check_price_deviation(my_price, signal.current, self.settings)
-            if deviation is not None:
-                self._skip_tree(ctx, signal, deviation.reason)
-                return
-        view = None
-        if self.settings.max_exposure_percent > 0 or self.settings.max_open_copies > 0:
-            view = exchange_view.risk_view(self.exchange_manager, signal.symbol, self._is_copy)
-        plan = self._size(signal, my_price, limits, view=view)
-        if isinstance(plan, sizing.Skip):
-            self._skip_tree(ctx, signal, plan.reason)
-            return
+        plan, my_price = entry
         order = order_builder.build_order(self.exchange_manager, self._strategy(signal), signal, plan, my_price)
-        children = await self._attach_children(ctx, signal, order, plan.quantity, my_price, limits)
+        pending = (_PendingParent(signal, plan.quantity, plan.price or my_price),)
+        children = await self._attach_children(ctx, signal, order, plan.quantity, pending)
         created = await self._submit(order, signal)
         if created is None:
             self._skip_tree(ctx, signal, "the exchange refused the order")
             return
         self._link(signal, created, plan.quantity)
         self._record(ctx, self._outcome(ctx, signal, Result.CREATED, plan_note(plan), [created]))
-        for child_signal, child_order, child_qty in children:
+        for child_signal, child_order, child_qty, note in children:
             self._link(child_signal, child_order, child_qty)
-            self._record(ctx, self._outcome(ctx, child_signal, Result.CREATED, f"chained to {signal.order_id}",
-                                            [child_order]))
+            self._record(ctx, self._outcome(ctx, child_signal, Result.CREATED, note, [child_order]))
         for sibling in _group_siblings(signal):
             await self._create(ctx, sibling)
+
+    def _entry_plan(self, signal: schema.OrderSignal, pending: tuple[_PendingParent, ...] = (),
+                    ) -> tuple[sizing.OrderPlan, Decimal] | sizing.Skip:
+        """A new copy sized and checked like an entry: pair_filter, the drawdown stop, the market price
+        deviation, max_open_copies, max_exposure_percent, max_volume, funds. `pending`: parents placed in the
+        same bundle just before it, whose funds and exposure are already taken."""
+        my_price = exchange_view.mark_price(self.exchange_manager, signal.symbol)
+        if my_price is None:
+            return sizing.Skip(f"no price for {signal.symbol} yet")
+        refusal = self._risk_refusal(signal)
+        if refusal is not None:
+            return refusal
+        if signal.order_type in _MARKET_TYPES and signal.current is not None:
+            deviation = sizing.check_price_deviation(my_price, signal.current, self.settings)
+            if deviation is not None:
+                return deviation
+        view = None
+        if self.settings.max_exposure_percent > 0 or self.settings.max_open_copies > 0:
+            view = exchange_view.risk_view(self.exchange_manager, signal.symbol, self._is_copy)
+        held = exchange_view.holdings(self.exchange_manager, signal.symbol)
+        for parent in pending:
+            held, view = sizing.reserve_pending_parent(
+                held, view, parent.signal.symbol, parent.side, parent.quantity, parent.cost_price, signal.symbol,
+                self.exchange_type, sizing.is_entry(parent.signal, self.exchange_type))
+        limits = exchange_view.market_limits(self.exchange_manager, signal.symbol)
+        plan = self._size(signal, my_price, limits, holdings=held, view=view)
+        return plan if isinstance(plan, sizing.Skip) else (plan, my_price)
 
     def _size(self, signal: schema.OrderSignal, my_price: Decimal, limits: sizing.MarketLimits,
               share: schema.Share | None = None, holdings: sizing.Holdings | None = None,
@@ -295,48 +318,77 @@ class FollowerEngine:
 
     async def _attach_children(
         self, ctx: _Context, parent_signal: schema.OrderSignal, parent_order: Any, parent_qty: Decimal,
-        my_price: Decimal, limits: sizing.MarketLimits,
-    ) -> list[tuple[schema.OrderSignal, Any, Decimal]]:
-        """Chain the leader's additional orders (stop-loss / take-profit...) to my copy, sized alike."""
-        attached: list[tuple[schema.OrderSignal, Any, Decimal]] = []
+        pending: tuple[_PendingParent, ...],
+    ) -> list[tuple[schema.OrderSignal, Any, Decimal, str | None]]:
+        """Chain the leader's additional orders (stop-loss / take-profit...) to my copy: exits keep its size,
+        anything else is sized like an entry."""
+        attached: list[tuple[schema.OrderSignal, Any, Decimal, str | None]] = []
+        parent = sizing.LinkedParent(parent_signal.order_id, parent_signal.symbol, parent_signal.side or schema.Side.BUY,
+                                     parent_signal.quantity)
         for child in parent_signal.additional_orders:
             if parent_signal.order_id not in (child.chained_to, child.bundled_with):
                 continue  # a group sibling packed with this order, created on its own after it
-            plan = self._linked_plan(parent_signal.quantity, parent_qty, child, limits)
-            if isinstance(plan, sizing.Skip):
-                self._skip_tree(ctx, child, plan.reason)
+            linked = self._linked_child_plan(child, parent, parent_qty, pending)
+            if isinstance(linked, sizing.Skip):
+                self._skip_tree(ctx, child, linked.reason)
                 continue
+            plan, my_price, note = linked
             child_order = order_builder.build_order(self.exchange_manager, self._strategy(child), child, plan, my_price)
             await order_builder.chain(parent_order, child_order, child)
-            attached.append((child, child_order, plan.quantity))
-            # grandchildren hang on this child the same way
-            attached.extend(await self._attach_children(ctx, child, child_order, plan.quantity, my_price, limits))
+            attached.append((child, child_order, plan.quantity, note))
+            # grandchildren hang on this child the same way (both wait to be placed: both are reserved)
+            attached.extend(await self._attach_children(
+                ctx, child, child_order, plan.quantity,
+                (*pending, _PendingParent(child, plan.quantity, plan.price or my_price))))
         return attached
+
+    def _linked_child_plan(self, child: schema.OrderSignal, parent: sizing.LinkedParent, my_parent_qty: Decimal,
+                           pending: tuple[_PendingParent, ...] = (),
+                           ) -> tuple[sizing.OrderPlan, Decimal, str | None] | sizing.Skip:
+        """A chained/bundled create: a true exit of its parent follows my parent's size; anything else (same
+        side, another pair, larger than the parent) meets every entry control, or it would escape them all."""
+        why_not = sizing.not_an_exit_of(child, parent, self.exchange_type)
+        if why_not is None:
+            my_price = exchange_view.mark_price(self.exchange_manager, child.symbol)
+            if my_price is None:
+                return sizing.Skip(f"no price for {child.symbol} yet")
+            limits = exchange_view.market_limits(self.exchange_manager, child.symbol)
+            plan = self._linked_plan(parent.leader_quantity, my_parent_qty, child, limits)
+            return plan if isinstance(plan, sizing.Skip) else (plan, my_price, f"chained to {parent.order_id}")
+        entry = self._entry_plan(child, pending)
+        if isinstance(entry, sizing.Skip):
+            return sizing.Skip(f"{entry.reason} ({why_not}: checked like an entry)")
+        plan, my_price = entry
+        notes = "; ".join((f"chained to {parent.order_id}", f"{why_not}: sized like an entry", *plan.notes))
+        return plan, my_price, notes
 
     def _linked_plan(self, leader_parent_qty: Decimal | None, my_parent_qty: Decimal, child: schema.OrderSignal,
                      limits: sizing.MarketLimits) -> sizing.OrderPlan | sizing.Skip:
         if not leader_parent_qty or child.quantity is None:
             return sizing.Skip(f"cannot size chained order {child.order_id}: leader quantities missing")
         price = child.limit_price or child.stop_price
+        # an exit never grows past my parent, not even when rounded up to the market minimum
         plan = sizing.size_linked(leader_parent_qty, my_parent_qty, child.quantity, limits,
-                                  settings=self.settings, price=price, symbol=child.symbol)
+                                  settings=self.settings, price=price, available=my_parent_qty, symbol=child.symbol)
         if isinstance(plan, sizing.Skip):
             return plan
         adapted = sizing.adapt_price(price, limits) if price is not None else None
         stop = sizing.adapt_price(child.stop_price, limits) if child.stop_price is not None else None
         return sizing.OrderPlan(plan.quantity, adapted, stop, plan.notes)
 
-    async def _create_chained_to_existing(self, ctx: _Context, signal: schema.OrderSignal, parent_id: str,
-                                          my_price: Decimal, limits: sizing.MarketLimits) -> None:
+    async def _create_chained_to_existing(self, ctx: _Context, signal: schema.OrderSignal, parent_id: str) -> None:
         link = self.order_map.links.get(parent_id)
         parent = self._find_local(parent_id)
         if link is None or parent is None:
             self._skip_tree(ctx, signal, f"chained to leader order {parent_id}, which I have not copied")
             return
-        plan = self._linked_plan(Decimal(link.leader_quantity), Decimal(link.local_quantity), signal, limits)
-        if isinstance(plan, sizing.Skip):
-            self._skip_tree(ctx, signal, plan.reason)
+        linked_parent = sizing.LinkedParent(parent_id, parent.symbol, schema.Side(parent.side.value),
+                                            Decimal(link.leader_quantity))
+        linked = self._linked_child_plan(signal, linked_parent, Decimal(link.local_quantity))
+        if isinstance(linked, sizing.Skip):
+            self._skip_tree(ctx, signal, linked.reason)
             return
+        plan, my_price, note = linked
         order = order_builder.build_order(self.exchange_manager, self._strategy(signal), signal, plan, my_price)
         if parent.is_open() or parent.is_pending_creation():
             await order_builder.chain(parent, order, signal)
@@ -347,7 +399,7 @@ class FollowerEngine:
             self._skip_tree(ctx, signal, "the exchange refused the order")
             return
         self._link(signal, created, plan.quantity)
-        self._record(ctx, self._outcome(ctx, signal, Result.CREATED, f"chained to {parent_id}", [created]))
+        self._record(ctx, self._outcome(ctx, signal, Result.CREATED, note, [created]))
 
     async def _submit(self, order: Any, signal: schema.OrderSignal) -> Any:
         # write-ahead: if the bot dies after the exchange took the order but before the message is recorded,
