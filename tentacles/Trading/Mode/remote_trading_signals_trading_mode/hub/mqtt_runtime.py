@@ -9,8 +9,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .api import ApiError
-from .auth import bearer_token
+# _principal: the check every API route makes (failed-auth limiter per address, then the token); one
+# copy of it, so that this route can never drift from the others again.
+from .api import ApiError, _principal
 from .mosquitto_config import PASSWORD_ENV, MosquittoAclSync, hub_password
 from .mqtt_egress import TOPIC_PREFIX, BrokerAddress, EgressSettings, MqttEgress, NotifyingFanout
 from .state import STATE_KEY, HubState
@@ -71,9 +72,7 @@ async def mqtt_username(request: web.Request) -> web.Response:
     """Added endpoint: a follower token's MQTT username and the topics it may read (a stock OctoBot's
     `community.mqtt_uuid`). The token itself never goes to the broker."""
     state = request.app[STATE_KEY]
-    principal = await state.auth.authenticate(bearer_token(request))
-    if principal is None:
-        raise ApiError(401, "unauthorized", "missing or unknown token")
+    principal = await _principal(request)  # 429 after too many failed auths, 401 counted as one
     if principal.kind != "follower" or principal.follower is None:
         raise ApiError(403, "forbidden", "only a follower token has an MQTT username")
     token_id = principal.follower.token_id

@@ -1,6 +1,7 @@
 """Accounts: `/signup`, `/login`, `/logout` and `/me` (my subscriptions and my strategies)."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import re
@@ -25,6 +26,7 @@ from .context import (
 from .pages_public import when
 from .passwords import hash_password, needs_rehash, password_problem, verify_password
 from .tables import DuplicateAccount, InvitationRefused
+from .throttle import Refusal
 
 logger = logging.getLogger("octobot_signals.hub.web")
 
@@ -95,23 +97,23 @@ async def login(request: web.Request) -> web.Response:
     def refuse(message: str, status: int) -> web.Response:
         return render(request, "login.html", {"form": {"username": username}, "error": message}, status=status)
 
-    blocked = throttle.retry_after(username, address)
-    if blocked is not None:
-        kind, seconds = blocked
-        minutes = max(1, math.ceil(seconds / 60))
-        what = "this account" if kind == "account" else "your address"
+    attempt = throttle.begin(username, address)  # reserved before the (async) password check: no race
+    if isinstance(attempt, Refusal):
+        minutes = max(1, math.ceil(attempt.retry_after_s / 60))
+        what = "this account" if attempt.kind == "account" else "your address"
         response = refuse(f"Too many failed logins for {what}: try again in {minutes} minute"
                           f"{'s' if minutes != 1 else ''}.", 429)
-        response.headers["Retry-After"] = str(math.ceil(seconds))
+        response.headers["Retry-After"] = str(math.ceil(attempt.retry_after_s))
         return response
+    if attempt.delay_s:
+        await asyncio.sleep(attempt.delay_s)  # this account is being guessed at from elsewhere: slow down
     account = await hub(request).store.run(lambda db: db.account_by_username(username)) if username else None
     ok = await verify_password(account.password_hash if account else None, password)
     if not ok or account is None:
-        throttle.failed(username, address)
-        return refuse("Wrong username or password.", 401)
+        return refuse("Wrong username or password.", 401)  # the reserved attempt stays counted
     if account.disabled:
         return refuse("This account was disabled by the hub's operator.", 403)
-    throttle.succeeded(username)
+    throttle.succeeded(attempt)
     if needs_rehash(account.password_hash):
         new_hash = await hash_password(password)
         await hub(request).store.run(lambda db: db.set_password_hash(account.account_id, new_hash))

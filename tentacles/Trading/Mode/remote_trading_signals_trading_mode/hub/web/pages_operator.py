@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from typing import Any
@@ -21,6 +22,7 @@ from .context import (
     start_session,
 )
 from .pages_public import when
+from .throttle import Refusal
 
 logger = logging.getLogger("octobot_signals.hub.web")
 
@@ -37,16 +39,20 @@ async def login(request: web.Request) -> web.Response:
     token = form.get("admin_token", "")[:512]
     throttle = config(request).throttle
     address = request.remote or "unknown"
-    blocked = throttle.retry_after("(operator)", address)
-    if blocked is not None:
-        return render(request, "operator_login.html",
-                      {"error": f"Too many failed attempts: try again in {max(1, int(blocked[1] // 60))} minutes."},
-                      status=429)
+    # No account key: the admin token has 256 bits, so only the guessing address's own limit applies and
+    # nobody can lock the operator out from elsewhere.
+    attempt = throttle.begin(None, address)
+    if isinstance(attempt, Refusal):
+        minutes = max(1, math.ceil(attempt.retry_after_s / 60))
+        response = render(request, "operator_login.html",
+                          {"error": f"Too many failed attempts from your address: try again in {minutes} minute"
+                                    f"{'s' if minutes != 1 else ''}."}, status=429)
+        response.headers["Retry-After"] = str(math.ceil(attempt.retry_after_s))
+        return response
     principal = await hub(request).auth.authenticate(token) if token else None
     if principal is None or principal.kind != "admin":
-        throttle.failed("(operator)", address)
         return render(request, "operator_login.html", {"error": "This is not the hub's admin token."}, status=401)
-    throttle.succeeded("(operator)")
+    throttle.succeeded(attempt)
     await start_session(request, None, True)
     return redirect("/operator")
 
