@@ -176,7 +176,7 @@ async def test_storefront_lookup(env: Env, world: dict[str, Any]) -> None:
     status, body = await env.call("GET", "/api/v2/storefront/feeds/id/pub", world["other"]["publish_secret"])
     assert_error(status, body, 403)
     status, body = await env.call("GET", "/api/v2/storefront/feeds/id/priv", world["outsider"])
-    assert_error(status, body, 403)
+    assert_error(status, body, 404)  # a private id is not confirmed to exist (issue 17 item 7)
     status, body = await env.call("GET", "/api/v2/storefront/feeds/id/missing", world["outsider"])
     assert_error(status, body, 404)
     status, body = await env.call("GET", "/api/v2/storefront/feeds/id/pub")
@@ -209,7 +209,7 @@ async def test_signals_history(env: Env, world: dict[str, Any]) -> None:
         status, body = await env.call("GET", f"/api/strategies/pub/signals?{query}", world["outsider"])
         assert_error(status, body, 400)
     status, body = await env.call("GET", "/api/strategies/priv/signals", world["outsider"])
-    assert_error(status, body, 403)
+    assert_error(status, body, 404)  # a private id is not confirmed to exist (issue 17 item 7)
     status, body = await env.call("GET", "/api/strategies/pub/signals", world["other"]["publish_secret"])
     assert_error(status, body, 403)
     status, body = await env.call("GET", "/api/strategies/pub/signals")
@@ -251,7 +251,7 @@ async def test_profile_link_and_download(env: Env, world: dict[str, Any]) -> Non
 
 async def test_profile_link_auth(env: Env, world: dict[str, Any]) -> None:
     status, body = await env.call("POST", "/api/strategies/priv/profile-link", world["outsider"])
-    assert_error(status, body, 403)
+    assert_error(status, body, 404)  # a private id is not confirmed to exist (issue 17 item 7)
     status, body = await env.call("POST", "/api/strategies/priv/profile-link", env.admin)
     assert_error(status, body, 403)
     status, body = await env.call("POST", "/api/strategies/priv/profile-link", world["priv"]["publish_secret"])

@@ -11,6 +11,7 @@ import binascii
 import json
 import math
 import re
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -34,6 +35,9 @@ STALE_AFTER_S = 30
 DEFAULT_HISTORY_LIMIT = 500
 MAX_HISTORY_LIMIT = 5000
 STRATEGY_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The largest sequence number anywhere (q, resume, after=): far beyond any journal, and within the 64-bit
+# integers SQLite and PostgreSQL store (a larger q would fail in the store, not in validation).
+MAX_SEQUENCE = 2**62
 
 # WebSocket close codes used by the hub.
 CLOSE_POLICY_VIOLATION = 1008  # unparseable frame
@@ -84,10 +88,40 @@ def is_supported_feed_version(v: Any) -> bool:
     return parsed is not None and (1, 0, 0) <= parsed < (2, 0, 0)
 
 
-def is_finite_number(value: Any) -> bool:
+def number_problem(value: Any) -> str | None:
+    """Why `value` is not an acceptable JSON number, or None when it is one. Never raises.
+
+    The one check every number of the protocol goes through. Python's json reads integers of any length
+    (up to 4300 digits) and 1e999 as inf: an integer beyond a float's range makes math.isfinite and float()
+    raise OverflowError, which would escape the callers' ProtocolError handling.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value)
+        return "must be a number"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else "must be a finite number"
+    # int <= float compares exactly, without converting the int (no OverflowError)
+    if -sys.float_info.max <= value <= sys.float_info.max:
+        return None
+    return f"must be within a float's range, not an integer of {value.bit_length()} bits"
+
+
+def is_finite_number(value: Any) -> bool:
+    return number_problem(value) is None
+
+
+def json_number(value: Any, field_name: str, code: str = "bad_number", hint: str = "") -> int | float:
+    """`value` if it is a finite JSON number within a float's range, else a ProtocolError naming the field."""
+    problem = number_problem(value)
+    if problem is not None:
+        raise ProtocolError(code, f"{field_name} {problem}{hint}")
+    return value
+
+
+def json_integer(value: Any, field_name: str, low: int, high: int, code: str = "bad_number") -> int:
+    """`value` if it is an integer in [low, high] (booleans refused), else a ProtocolError naming the field."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ProtocolError(code, f"{field_name} must be an integer in [{low}, {high}]")
+    return value
 
 
 def validate_message_id(value: Any) -> str:
@@ -318,9 +352,7 @@ def _parse_subscribe(identifier: str, raw_data: Any) -> SubscribeCommand:
             raise ProtocolError("bad_data", "data.resume must be an object {strategy id: last_seen_q}")
         for key, value in raw_resume.items():
             validate_strategy_id(key, "data.resume key")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ProtocolError("bad_data", f"data.resume[{key}] must be an integer >= 0")
-            resume[key] = value
+            resume[key] = json_integer(value, f"data.resume[{key}]", 0, MAX_SEQUENCE, "bad_data")
     return SubscribeCommand(identifier=identifier, strategies=strategies, resume=resume)
 
 
@@ -338,9 +370,7 @@ def _parse_publish(identifier: str, raw_data: Any) -> PublishCommand:
         version = data.get("version")
         if not is_supported_feed_version(version):
             raise ProtocolError("bad_version", "data.version must be >= 1.0.0 and < 2.0.0")
-        d = data.get("d")
-        if not is_finite_number(d):
-            raise ProtocolError("bad_timestamp", "data.d must be a finite number (unix seconds)")
+        d = json_number(data.get("d"), "data.d", "bad_timestamp", " (unix seconds)")
         g = data.get("g")
         if g is not None and (not isinstance(g, str) or len(g) > 512):
             raise ProtocolError("bad_signature", "data.g must be a base64 string or null")
@@ -496,10 +526,7 @@ def parse_server_frame(text: str | bytes) -> ServerFrame:
             raise ProtocolError("bad_frame", "delivery message must be an object")
         return Delivery(str(frame["identifier"]), frame["message"])
     if kind == "ping":
-        message = frame.get("message")
-        if isinstance(message, bool) or not isinstance(message, int | float):
-            raise ProtocolError("bad_frame", "ping.message must be a number")
-        return Ping(int(message))
+        return Ping(int(json_number(frame.get("message"), "ping.message", "bad_frame")))
     if kind == "welcome":
         return Welcome()
     if kind == "confirm_subscription":
@@ -509,10 +536,7 @@ def parse_server_frame(text: str | bytes) -> ServerFrame:
     if kind == "error":
         return Error(str(frame.get("message", "")))
     if kind == "ack":
-        q = frame.get("q")
-        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
-            raise ProtocolError("bad_frame", "ack.q must be an integer >= 1")
-        return Ack(str(frame.get("u")), q)
+        return Ack(str(frame.get("u")), json_integer(frame.get("q"), "ack.q", 1, MAX_SEQUENCE, "bad_frame"))
     if kind == "nack":
         return Nack(frame.get("u"), str(frame.get("message", "")))
     raise ProtocolError("unknown_frame", f"unknown server frame type {kind!r}")
@@ -557,12 +581,8 @@ def parse_feed_message(obj: Any) -> FeedMessage:
         v = obj.get("v")
         if not is_supported_feed_version(v):
             raise ProtocolError("bad_version", "v must be >= 1.0.0 and < 2.0.0")
-        d = obj.get("d")
-        if not is_finite_number(d):
-            raise ProtocolError("bad_timestamp", "d must be a finite number")
-        q = obj.get("q")
-        if isinstance(q, bool) or not isinstance(q, int) or q < 1:
-            raise ProtocolError("bad_sequence", "q must be an integer >= 1")
+        d = json_number(obj.get("d"), "d", "bad_timestamp", " (unix seconds)")
+        q = json_integer(obj.get("q"), "q", 1, MAX_SEQUENCE, "bad_sequence")
         s = validate_bundle_shape(obj.get("s"), "s")
         g = obj.get("g")
         if g is not None and not isinstance(g, str):

@@ -24,6 +24,7 @@ from enum import Enum
 from octobot_trading.enums import TraderOrderType
 
 from .decimal_util import DecimalInputError, plain, to_decimal
+from .protocol import number_problem
 
 
 class SignalValidationError(ValueError):
@@ -329,7 +330,13 @@ def _opaque_dict(obj: Mapping[str, object], key: str, path: str) -> dict | None:
             items = list(node.items())
         elif isinstance(node, list):
             items = list(enumerate(node))
-        elif node is None or isinstance(node, (bool, int, float)):
+        elif node is None or isinstance(node, bool):
+            return
+        elif isinstance(node, (int, float)):
+            # octobot-trading reads these as floats: an integer beyond a float's range would raise there
+            problem = number_problem(node)
+            if problem is not None:
+                raise SignalValidationError(field, f"a number {problem}")
             return
         elif isinstance(node, str):
             if len(node) > MAX_TAG:
@@ -700,6 +707,9 @@ def parse_feed_message(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT) -
     if d_value is not None:
         if not isinstance(d_value, (int, float)) or isinstance(d_value, bool):
             raise SignalValidationError("d", f"expected a unix timestamp number, got {_kind(d_value)}")
+        problem = number_problem(d_value)  # the true reason, before to_decimal's magnitude check
+        if problem is not None:
+            raise SignalValidationError("d", f"unix timestamp {problem}")
         d = _number(message, "d", "")
     q_value = message.get("q")
     if q_value is not None and (not isinstance(q_value, int) or isinstance(q_value, bool)

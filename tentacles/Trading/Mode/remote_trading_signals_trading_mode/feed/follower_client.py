@@ -495,9 +495,12 @@ class FollowerClient:
             message = protocol.parse_feed_message(raw)
             if message.strategy_id != strategy_id:
                 raise protocol.ProtocolError("bad_message", f"s.identifier is not {strategy_id}")
-        except protocol.ProtocolError as err:
+        # ProtocolError is the expected refusal; the others mean a check missed a hostile value (e.g. an
+        # OverflowError): still this message's fault, so it is skipped with a reason instead of stalling the worker
+        except (protocol.ProtocolError, ValueError, ArithmeticError, TypeError) as err:
             self.stats.rejected_invalid += 1
-            self.logger.warning("feed %s: invalid message skipped: %s", strategy_id, err)
+            reason = err if isinstance(err, protocol.ProtocolError) else f"{type(err).__name__}: {err}"
+            self.logger.warning("feed %s: invalid message skipped: %s", strategy_id, reason)
             q = raw.get("q") if isinstance(raw, dict) else None
             # Only a history entry is surely this strategy's: record its q so nothing waits on it.
             if from_history and isinstance(q, int) and not isinstance(q, bool) and tracker.classify(q) == "apply":

@@ -98,18 +98,28 @@ async def _admin(request: web.Request) -> Principal:
     return principal
 
 
+def unknown_strategy(strategy_id: str) -> ApiError:
+    """The one answer for an id nobody has AND for a strategy the caller may not see (byte for byte)."""
+    return ApiError(404, "not_found", f"unknown strategy {strategy_id}")
+
+
 def _strategy(request: web.Request) -> Strategy:
     strategy_id = request.match_info["id"]
     strategy = _state(request).strategies.get(strategy_id)
     if strategy is None:
-        raise ApiError(404, "not_found", f"unknown strategy {strategy_id}")
+        raise unknown_strategy(strategy_id)
     return strategy
 
 
 async def _follower_of(request: web.Request) -> tuple[Principal, Strategy]:
     principal = await _principal(request)
     strategy = _strategy(request)
-    if not _state(request).may_follow(principal, strategy):
+    state = _state(request)
+    if not state.may_see(principal, strategy):
+        raise unknown_strategy(strategy.id)  # 404, not 403: a private id is not confirmed to exist
+    if not state.may_follow(principal, strategy):
+        if strategy.archived:
+            raise ApiError(403, "forbidden", f"strategy {strategy.id} is archived: it takes no new followers")
         raise ApiError(403, "forbidden", f"this token may not follow {strategy.id}")
     return principal, strategy
 
@@ -234,9 +244,13 @@ async def list_strategies(request: web.Request) -> web.Response:
 async def create_follower(request: web.Request) -> web.Response:
     await _admin(request)
     strategy = _strategy(request)
+    state = _state(request)
+    # the store too, not only memory: another replica may have archived it a moment ago
+    if strategy.archived or (await state.store.run(lambda db: db.strategy_details(strategy.id))).archived:
+        raise ApiError(409, "archived", f"strategy {strategy.id} is archived: it takes no new followers")
     token = new_secret("ft")
     token_id = f"fol_{secrets.token_hex(8)}"
-    await _state(request).store.run(lambda db: db.create_follower_token(token_id, hash_secret(token), strategy.id))
+    await state.store.run(lambda db: db.create_follower_token(token_id, hash_secret(token), strategy.id))
     logger.info("follower token %s created for %s", token_id, strategy.id)
     return web.json_response({"token": token, "token_id": token_id, "strategy": strategy.id})
 
@@ -276,7 +290,7 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
 
 async def signals_history(request: web.Request) -> web.StreamResponse:
     _, strategy = await _follower_of(request)
-    after = _int_param(request, "after", 0, 0, 2**62)
+    after = _int_param(request, "after", 0, 0, protocol.MAX_SEQUENCE)
     limit = _int_param(request, "limit", protocol.DEFAULT_HISTORY_LIMIT, 1, protocol.MAX_HISTORY_LIMIT)
     fmt = request.query.get("format", "json")
     if fmt not in ("json", "jsonl"):
@@ -320,6 +334,10 @@ async def download_profile(request: web.Request) -> web.Response:
     if record is None or record.strategy_id != strategy_id or strategy_id not in state.strategies:
         raise ApiError(404, "not_found", "unknown or expired link")
     strategy = state.strategies[strategy_id]
+    # the link works while its token may follow: one taken before an archiving by a non-member does not
+    principal = await state.auth.authenticate(record.token_plain)
+    if principal is None or not state.may_follow(principal, strategy):
+        raise ApiError(404, "not_found", "unknown or expired link")
     data = build_profile_zip(profile_spec(strategy), state.hub_url, record.token_plain,
                              profile_name=profile_name(strategy))
     return web.Response(

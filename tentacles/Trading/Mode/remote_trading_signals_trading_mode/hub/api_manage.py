@@ -10,6 +10,7 @@ automation) and the web front (the strategy's author). Added endpoints, PROTOCOL
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -66,7 +67,8 @@ async def update_strategy(state: HubState, strategy: Strategy, changes: dict[str
     body.update({k: v for k, v in changes.items() if k != "description"})
     if body.get("public_key") == "":
         body["public_key"] = None
-    updated = parse_strategy_body(body, strategy.stream_id)  # same rules as at creation
+    # same rules as at creation; the archived flag is not editable and stays as it was
+    updated = dataclasses.replace(parse_strategy_body(body, strategy.stream_id), archived=strategy.archived)
 
     def write(db: Any) -> None:
         current = db.strategy_details(strategy.id)
@@ -81,6 +83,9 @@ async def update_strategy(state: HubState, strategy: Strategy, changes: dict[str
 
 async def archive_strategy(state: HubState, strategy: Strategy) -> bool:
     archived = await state.store.run(lambda db: db.archive_strategy(strategy.id, dead_secret_hash()))
+    current = state.strategies.get(strategy.id, strategy)
+    # in memory at once: may_follow reads it (other replicas reload it from the store on the control notice)
+    state.strategies[strategy.id] = dataclasses.replace(current, archived=True)
     if archived:
         close_publishers(state, [strategy.id], "strategy archived")
         logger.info("strategy %s archived", strategy.id)

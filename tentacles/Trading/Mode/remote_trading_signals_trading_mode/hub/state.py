@@ -37,13 +37,44 @@ class HubState:
         return lock
 
     def may_follow(self, principal: Principal, strategy: Strategy) -> bool:
+        """May this principal read the strategy (history, profile link, /cable, MQTT)?
+
+        - admin: every strategy; a publish secret: its own strategy only.
+        - a follower token, live strategy: a public one always, a private one when the token is a member.
+        - a follower token, ARCHIVED strategy: only a member. Archived means "no new followers", and the
+          data model's only record of "already a follower" is a membership: the hub writes one when it
+          creates a token for a strategy (admin API, web subscription), and refuses both once the strategy
+          is archived. A token that could merely read a public strategy (no membership) is not its
+          follower: the hub keeps no trace of which public strategies a token ever read, so it is cut off
+          like any newcomer (an archived strategy publishes nothing more; its members keep the history).
+        """
         if principal.kind == "admin":
             return True
         if principal.kind == "publisher":
             return principal.strategy_id == strategy.id
         if principal.follower is None:
             return False
-        return strategy.visibility == "public" or strategy.id in principal.follower.strategies
+        if strategy.id in principal.follower.strategies:
+            return True
+        return strategy.visibility == "public" and not strategy.archived
+
+    def may_see(self, principal: Principal, strategy: Strategy) -> bool:
+        """May this principal be told the strategy exists? Refusals to those who may not are "unknown strategy"
+        (404, like an id nobody has), so a private id cannot be confirmed; a public strategy's existence is no
+        secret, archived or not (the refusal then says why: 403)."""
+        return strategy.visibility == "public" or self.may_follow(principal, strategy)
+
+    def follow_refusal(self, principal: Principal, strategy_id: str) -> str | None:
+        """Why this principal may not follow `strategy_id` (None: it may), worded so an unknown id and a
+        private strategy it may not see read the same."""
+        strategy = self.strategies.get(strategy_id)
+        if strategy is None or not self.may_see(principal, strategy):
+            return f"unknown strategy {strategy_id}"
+        if self.may_follow(principal, strategy):
+            return None
+        if strategy.archived:
+            return f"forbidden: strategy {strategy_id} is archived: it takes no new followers"
+        return f"forbidden: not a follower of {strategy_id}"
 
     def followable(self, principal: Principal) -> list[Strategy]:
         return [s for s in self.strategies.values() if self.may_follow(principal, s)]

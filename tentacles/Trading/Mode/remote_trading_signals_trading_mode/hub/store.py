@@ -90,6 +90,8 @@ class Strategy:
     exchange: str
     public_key: str | None
     stream_id: str
+    # read with the strategies so HubState.may_follow stays a memory lookup (on every replica, after a restart)
+    archived: bool = False
 
     def public_dict(self) -> dict[str, Any]:
         """What the API shows (no secrets); feed_id is an added optional field."""
@@ -211,9 +213,9 @@ class StoreTables(WebTables, MqttTables):
 
     def load_strategies(self) -> list[Strategy]:
         rows = self._db.execute(
-            "SELECT id, name, visibility, pairs, exchange_type, exchange, public_key, stream_id FROM strategies"
+            "SELECT id, name, visibility, pairs, exchange_type, exchange, public_key, stream_id, archived FROM strategies"
         ).fetchall()
-        return [Strategy(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], r[7]) for r in rows]
+        return [Strategy(r[0], r[1], r[2], tuple(json.loads(r[3])), r[4], r[5], r[6], r[7], bool(r[8])) for r in rows]
 
     def strategy_for_publish_secret(self, secret_hash: str) -> str | None:
         row = self._db.execute("SELECT id FROM strategies WHERE publish_secret_hash=?", (secret_hash,)).fetchone()

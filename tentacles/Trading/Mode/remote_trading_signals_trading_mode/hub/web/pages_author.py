@@ -14,7 +14,7 @@ from ..api_manage import archive_strategy, check_description, rotate_publish_sec
 from ..auth import hash_secret, new_secret
 from ..store import DuplicateStrategy, Strategy
 from .context import PageError, checked_form, hub, redirect, render, require_account
-from .pages_public import find_strategy, render_strategy
+from .pages_public import find_strategy, may_view_strategy, render_strategy, strategy_not_found
 
 logger = logging.getLogger("octobot_signals.hub.web")
 
@@ -78,6 +78,8 @@ async def _owned(request: web.Request) -> Strategy:
     strategy = find_strategy(request)
     details = await hub(request).store.run(lambda db: db.strategy_details(strategy.id))
     if details.owner_id != current.account_id:
+        if not await may_view_strategy(request, strategy, details):
+            raise strategy_not_found()  # not 403: that would confirm a private id exists
         raise PageError(403, "Not your strategy", "Only this strategy's author may change it.")
     return strategy
 

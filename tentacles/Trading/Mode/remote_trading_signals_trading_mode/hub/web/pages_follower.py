@@ -51,6 +51,7 @@ async def unsubscribe(request: web.Request) -> web.Response:
     account_id = current.account_id or ""
     token_id = await hub(request).store.run(lambda db: db.delete_subscription(account_id, strategy.id))
     if token_id is None:
+        await strategy_context(request, strategy)  # one the visitor may not see: "no such strategy", as if unknown
         raise PageError(404, "Not subscribed", "You do not subscribe to this strategy.")
     close_followers(hub(request), [token_id], "subscription ended")
     logger.info("account %s unsubscribed from %s (token %s revoked)", account_id, strategy.id, token_id)
@@ -70,6 +71,7 @@ async def _subscription_token(request: web.Request, strategy: Strategy) -> tuple
 async def profile_link(request: web.Request) -> web.Response:
     """The personal 15-minute download url (PROTOCOL.md profile links), for the copy button."""
     await checked_form(request)
+    require_account(request, "get your profile")  # before the lookup: an anonymous visitor learns nothing of ids
     strategy = find_strategy(request)
     subscription, token = await _subscription_token(request, strategy)
     capability = new_capability()
@@ -86,6 +88,7 @@ async def profile_link(request: web.Request) -> web.Response:
 
 async def download_profile(request: web.Request) -> web.Response:
     """The profile zip itself, for OctoBot's upload form (its import-from-URL is broken in 2.1.1)."""
+    require_account(request, "get your profile")  # before the lookup, as above
     strategy = find_strategy(request)
     _, token = await _subscription_token(request, strategy)
     state = hub(request)

@@ -85,11 +85,23 @@ async def index(request: web.Request) -> web.Response:
     return render(request, "index.html", {"cards": cards})
 
 
+def strategy_not_found() -> PageError:
+    """The one refusal for an id nobody has AND for a strategy the visitor may not see: the same status and
+    page, so a private strategy's existence is never told to those who may not see it."""
+    return PageError(404, "No such strategy", "There is no strategy with this id on this hub that you may see. "
+                     "A private strategy is visible only once its author invited you.")
+
+
 def find_strategy(request: web.Request) -> Strategy:
     strategy = hub(request).strategies.get(request.match_info["id"])
     if strategy is None:
-        raise PageError(404, "No such strategy", "There is no strategy with this id on this hub.")
+        raise strategy_not_found()
     return strategy
+
+
+async def may_view_strategy(request: web.Request, strategy: Strategy, details: StrategyDetails) -> bool:
+    invited, subscribed = await visitor_links(request)
+    return may_view(viewer(request), strategy, details, invited, subscribed)
 
 
 async def strategy_context(request: web.Request, strategy: Strategy) -> dict[str, Any]:
@@ -116,9 +128,7 @@ async def strategy_context(request: web.Request, strategy: Strategy) -> dict[str
     data = await state.store.run(read)
     details: StrategyDetails = data["details"]
     if not may_view(current, strategy, details, invited, subscribed):
-        # 404 rather than 403: a private strategy's existence is not told to those who may not see it.
-        raise PageError(404, "No such strategy", "There is no strategy with this id on this hub that you may see. "
-                        "A private strategy is visible only once its author invited you.")
+        raise strategy_not_found()  # 404 rather than 403, and the very page an unknown id gets
     is_owner = account_id is not None and details.owner_id == account_id
     return {
         **data,
