@@ -1,8 +1,10 @@
 """Live fan-out of journaled messages to subscribed connections.
 
 The publish path only ever calls `Subscriber.deliver`, which never awaits: each connection
-owns a bounded queue drained by its own writer task, so a follower that stops reading can
-only fill its own queue; on overflow it is disconnected (1013) and catches up by resume.
+owns a bounded queue (`Outbox`: in frames and in bytes) drained by its own writer task, so a
+follower that stops reading can only fill its own queue; on overflow it is disconnected (1013)
+and catches up by resume. Every queued byte is also counted once in the process's `SendBudget`,
+which paces replays and sheds lagging connections when all of them together hold too much.
 `Fanout` is the small interface a broker-backed implementation would replace. `ReplicaFanout`
 (below) is the one for several hub replicas on PostgreSQL: the journal feeds every replica.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
@@ -27,6 +31,186 @@ class Fanout(Protocol):
     def unsubscribe_all(self, subscriber: Subscriber) -> None: ...
 
     def publish(self, strategy_id: str, q: int, frame: str) -> None: ...
+
+
+def frame_cost(frame: str) -> int:
+    """Memory a queued frame holds: what the byte budgets count (O(1), no encoding)."""
+    return sys.getsizeof(frame)
+
+
+class _Held:
+    __slots__ = ("cost", "frame", "holders")
+
+    def __init__(self, frame: str, cost: int) -> None:
+        self.frame = frame  # kept alive: its id() stays unique while counted
+        self.cost = cost
+        self.holders = 1
+
+
+class SendBudget:
+    """Bytes of outgoing frames queued by all the connections of this process, each frame counted once.
+
+    A live frame is one string shared by every subscriber's queue, so it is counted while any queue holds
+    it (keyed by identity, the string kept alive here so the key stays unique); a replayed frame belongs to
+    one queue. Replays reserve their next page before reading it, so concurrent replays cannot all read
+    into the same free room.
+    """
+
+    def __init__(self, max_bytes: int, min_page: int) -> None:
+        self.max_bytes = max_bytes
+        self.min_page = min_page  # a replay waits for at least this much free room (one whole frame)
+        self.used = 0
+        self.reserved = 0
+        self._held: dict[int, _Held] = {}  # id(frame) -> the frame, its cost, how many queues hold it
+        self.room = asyncio.Event()  # set while a replay page fits
+        self.room.set()
+
+    def free(self) -> int:
+        return self.max_bytes - self.used - self.reserved
+
+    def over(self) -> bool:
+        return self.used >= self.max_bytes
+
+    def hold(self, frame: str, cost: int) -> None:
+        held = self._held.get(id(frame))
+        if held is None:
+            self._held[id(frame)] = _Held(frame, cost)
+            self.used += cost
+            self._update()
+        else:
+            held.holders += 1
+
+    def release(self, frame: str) -> None:
+        held = self._held.get(id(frame))
+        if held is None:  # pragma: no cover - every release follows its hold
+            return
+        held.holders -= 1
+        if held.holders == 0:
+            del self._held[id(frame)]
+            self.used -= held.cost
+            self._update()
+
+    def reserve(self, size: int) -> None:
+        self.reserved += size
+        self._update()
+
+    def unreserve(self, size: int) -> None:
+        self.reserved -= size
+        self._update()
+
+    def _update(self) -> None:
+        if self.free() >= self.min_page:
+            self.room.set()
+        else:
+            self.room.clear()
+
+
+class Outbox:
+    """One connection's outgoing frames: at most `max_frames` queued and `max_bytes` held (queued, being
+    sent, or set aside by a replay), every byte also held in the process's `SendBudget`.
+
+    `drained` is set while the queue is under a quarter of both bounds: a replay fills it up to half
+    (the other half stays free for live frames, acks and pings) and reads its next page only once drained;
+    a connection that is not drained lags, and is the first dropped when the process is over its budget.
+    """
+
+    def __init__(self, budget: SendBudget, max_frames: int, max_bytes: int) -> None:
+        self.budget = budget
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0  # in the queue or being sent: what the writer drains
+        self.aside_bytes = 0  # held for later (live frames buffered during a replay)
+        self._frames: deque[str] = deque()
+        self._sending: str | None = None
+        self._ready = asyncio.Event()  # the queue is not empty
+        self.drained = asyncio.Event()
+        self.drained.set()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    @property
+    def replay_frames(self) -> int:
+        """Frames a replay page may add now."""
+        return max(1, self.max_frames // 2 - len(self._frames))
+
+    @property
+    def replay_bytes(self) -> int:
+        """Bytes a replay page may add now."""
+        return max(1, self.max_bytes // 2 - self.queued_bytes)
+
+    def fits(self, cost: int, shed: bool = False) -> bool:
+        """Room for one more frame of `cost`; `shed`: also refuse it when the whole process is over its
+        budget and this connection lags (its queue not drained), so laggards go first and resume later."""
+        if len(self._frames) >= self.max_frames or self.queued_bytes + self.aside_bytes + cost > self.max_bytes:
+            return False
+        return not (shed and self.budget.over() and not self.drained.is_set())
+
+    def put(self, frame: str, shed: bool = False) -> bool:
+        cost = frame_cost(frame)
+        if not self.fits(cost, shed):
+            return False
+        self.budget.hold(frame, cost)
+        self._push(frame, cost)
+        return True
+
+    def set_aside(self, frame: str) -> bool:
+        """Hold a frame outside the queue (charged to both budgets); later `queue_aside` or `drop_aside` it.
+        At most a quarter of the bytes: a replay's half (plus one message) and these always fit together."""
+        cost = frame_cost(frame)
+        if self.aside_bytes + cost > self.max_bytes // 4 or not self.fits(cost, shed=True):
+            return False
+        self.budget.hold(frame, cost)
+        self.aside_bytes += cost
+        return True
+
+    def queue_aside(self, frame: str) -> None:
+        cost = frame_cost(frame)
+        self.aside_bytes -= cost
+        self._push(frame, cost)
+
+    def drop_aside(self, frame: str) -> None:
+        self.aside_bytes -= frame_cost(frame)
+        self.budget.release(frame)
+
+    def _push(self, frame: str, cost: int) -> None:
+        self._frames.append(frame)
+        self.queued_bytes += cost
+        self._ready.set()
+        self._update()
+
+    async def get(self) -> str:
+        """The next frame to send; it stays counted until `sent`."""
+        while not self._frames:
+            self._ready.clear()
+            await self._ready.wait()
+        frame = self._sending = self._frames.popleft()
+        return frame
+
+    def sent(self, frame: str) -> None:
+        if frame is self._sending:  # not if clear() already released it
+            self._sending = None
+            self._release(frame)
+
+    def clear(self) -> None:
+        """Release every queued frame and the one being sent (the connection is done)."""
+        frames, self._frames = self._frames, deque()
+        if self._sending is not None:
+            frames.append(self._sending)
+            self._sending = None
+        for frame in frames:
+            self._release(frame)
+
+    def _release(self, frame: str) -> None:
+        self.queued_bytes -= frame_cost(frame)
+        self.budget.release(frame)
+        self._update()
+
+    def _update(self) -> None:
+        if len(self._frames) <= self.max_frames // 4 and self.queued_bytes <= self.max_bytes // 4:
+            self.drained.set()
+        else:
+            self.drained.clear()
 
 
 class LocalFanout:

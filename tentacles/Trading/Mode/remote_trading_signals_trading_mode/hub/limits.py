@@ -5,7 +5,10 @@
 - a strategy accepts at most `publishes_per_minute` publish commands (a runaway publisher cannot flood
   the journal and every follower; the publisher client retries a `rate_limited` nack with backoff);
 - an address that failed `failed_auths_per_window` authentications within `failed_auth_window_s` is
-  refused for the rest of that window (token guessing), whatever token it sends next.
+  refused for the rest of that window (token guessing), whatever token it sends next;
+- a /cable connection holds at most `send_queue_bytes` of outgoing frames (a follower that stops reading
+  is dropped with 1013 and resumes), and all of them together `send_queue_total_bytes` (`send_budget`:
+  replays wait for room, lagging connections are dropped first).
 Pure bookkeeping with an injectable clock; the hub's handlers decide how to answer.
 """
 from __future__ import annotations
@@ -16,7 +19,12 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.protocol import MAX_FRAME_BYTES
+from .fanout import SendBudget
+
 MAX_TRACKED_ADDRESSES = 100_000  # oldest addresses forgotten first: memory stays bounded under a scan
+# a connection's queue must hold a replay page of whole frames in half and still take live ones
+MIN_SEND_QUEUE_BYTES = 4 * MAX_FRAME_BYTES
 
 
 @dataclass(frozen=True)
@@ -25,6 +33,8 @@ class LimitSettings:
     publishes_per_minute: int = 1200
     failed_auths_per_window: int = 20
     failed_auth_window_s: float = 300.0
+    send_queue_bytes: int = 4 * 1024 * 1024  # per /cable connection; at least MIN_SEND_QUEUE_BYTES is used
+    send_queue_total_bytes: int = 256 * 1024 * 1024  # every /cable connection of this process together (same floor)
 
 
 class _Window:
@@ -49,6 +59,9 @@ class Limits:
         self._connections: dict[str, int] = {}
         self._publishes: dict[str, _Window] = {}
         self._failed: OrderedDict[str, _Window] = OrderedDict()
+        # bytes queued for sending on /cable across connections; a replay waits for one whole frame of room
+        self.send_budget = SendBudget(max(self.settings.send_queue_total_bytes, MIN_SEND_QUEUE_BYTES),
+                                      MAX_FRAME_BYTES)
 
     # ---- follower connections ------------------------------------------------------------
     def open_connection(self, token_id: str) -> bool:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 
@@ -10,36 +11,59 @@ from aiohttp import WSMsgType, web
 
 from ..core import protocol
 from .auth import Principal, bearer_token
-from .limits import seconds_text
+from .fanout import Outbox
+from .limits import MIN_SEND_QUEUE_BYTES, seconds_text
 from .state import STATE_KEY, HubState
+from .store import HistoryPage
 
 logger = logging.getLogger("octobot_signals.hub.ws")
 
 SEND_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 2.0
-REPLAY_PAGE = 500
+REPLAY_PAGE = 500  # journal messages per replay read at most; the queue's byte room bounds it too
+ROOM_WAIT_S = 1.0
+LOST_RETRY_S = 0.05
+
+
+class _Aside:
+    """Live frames of one strategy that arrived while its replay runs, in q order (the fan-out's).
+
+    When they outgrow the connection's room they are dropped and `lost_q` remembers the last one:
+    those messages are journaled, so the replay reads on until it has sent them, then the frames set
+    aside since (q > lost_q, gap-free) follow. A replay never overflows a reading connection this way.
+    """
+
+    __slots__ = ("frames", "lost_q")
+
+    def __init__(self) -> None:
+        self.frames: list[tuple[int, str]] = []
+        self.lost_q = 0
+
+    def drop(self, outbox: Outbox, q: int) -> None:
+        for _, frame in self.frames:
+            outbox.drop_aside(frame)
+        self.frames.clear()
+        self.lost_q = max(self.lost_q, q)
 
 
 class FeedConnection:
-    """One authenticated WebSocket: a bounded outgoing queue drained by its own writer task."""
+    """One authenticated WebSocket: an outgoing queue bounded in frames and bytes, drained by its own writer task."""
 
     def __init__(self, state: HubState, ws: web.WebSocketResponse, principal: Principal, request: web.Request) -> None:
         self.state = state
         self.ws = ws
         self.principal = principal
         self.request = request
-        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=state.queue_size)
+        limits = state.limits
+        self.outbox = Outbox(limits.send_budget, state.queue_size,
+                             max(limits.settings.send_queue_bytes, MIN_SEND_QUEUE_BYTES))
         self.subscribed: set[str] = set()
-        # strategy id -> live frames that arrived while its replay runs (flushed after it).
-        self.replaying: dict[str, list[tuple[int, str]]] = {}
+        # strategy id -> live frames that arrived while its replay runs (flushed after it), held in the outbox
+        self.replaying: dict[str, _Aside] = {}
         # strategy id -> last q sent once its replay ended: with several replicas a live frame may arrive after
         # the replay already sent it from the journal (the fan-out lags the journal), and it is dropped
         self.sent_q: dict[str, int] = {}
         self.closed = False
-        # Set when the queue has room for replay frames (replay keeps half the queue free for
-        # live frames and pings, so replaying never overflows the connection by itself).
-        self._room = asyncio.Event()
-        self._room.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._close_task: asyncio.Task[None] | None = None
         self._send_started: float | None = None  # loop time the pending send began, for the watchdog
@@ -50,27 +74,32 @@ class FeedConnection:
         if self.closed:
             return
         frame = protocol.delivery_frame_for(frame, self.identifier)
-        buffered = self.replaying.get(strategy_id)
-        if buffered is not None:
-            if len(buffered) >= self.state.queue_size:
-                self.overflow()
-            else:
-                buffered.append((q, frame))
+        aside = self.replaying.get(strategy_id)
+        if aside is not None:
+            if len(aside.frames) < max(1, self.state.queue_size // 4) and self.outbox.set_aside(frame):
+                aside.frames.append((q, frame))
+            else:  # no room to hold it: the replay reads it from the journal instead
+                aside.drop(self.outbox, q)
             return
         if q <= self.sent_q.get(strategy_id, 0):
             return
         self.sent_q[strategy_id] = q
-        self.send_nowait(frame)
+        # shed: over the process's budget, a connection whose queue has not drained goes first
+        if not self.outbox.put(frame, shed=True):
+            self.overflow()
 
     def send_nowait(self, frame: str) -> None:
         if self.closed:
             return
-        try:
-            self.queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if not self.outbox.put(frame):
             self.overflow()
 
     def overflow(self) -> None:
+        if self.state.limits.send_budget.over():
+            logger.warning("%s: the hub's send budget is spent and this connection lags, disconnecting "
+                           "(it will resume)", self.principal.label)
+            self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "hub busy: reconnect and resume")
+            return
         logger.warning("%s: outgoing queue full, disconnecting (it will resume)", self.principal.label)
         self.close_soon(protocol.CLOSE_TRY_AGAIN_LATER, "too slow: reconnect and resume")
 
@@ -78,9 +107,15 @@ class FeedConnection:
         if self.closed:
             return
         self.closed = True
-        self._room.set()
         self.state.fanout.unsubscribe_all(self)
+        self._free()
         self._close_task = asyncio.get_running_loop().create_task(self._close(code, reason))
+
+    def _free(self) -> None:
+        """Give back every byte this connection holds (idempotent): its queue and its replay buffers."""
+        self.outbox.clear()
+        for aside in self.replaying.values():
+            aside.drop(self.outbox, 0)
 
     async def _close(self, code: int, reason: str) -> None:
         for task in self._tasks:
@@ -99,14 +134,13 @@ class FeedConnection:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                frame = await self.queue.get()
-                if self.queue.qsize() <= self._low_water:
-                    self._room.set()
+                frame = await self.outbox.get()
                 # The send timeout is enforced by _pinger's watchdog: a wait_for per frame cost a task
                 # and a timer per frame per connection, a third of the hub's CPU in 1,000-follower fan-out.
                 self._send_started = loop.time()
                 await self.ws.send_str(frame)
                 self._send_started = None
+                self.outbox.sent(frame)
         except asyncio.CancelledError:
             raise
         except Exception as err:  # reset, closing transport: this link is done
@@ -115,8 +149,8 @@ class FeedConnection:
 
     def _drop(self) -> None:
         self.closed = True
-        self._room.set()
         self.state.fanout.unsubscribe_all(self)
+        self._free()
         transport = self.request.transport
         if transport is not None:
             transport.abort()
@@ -134,16 +168,8 @@ class FeedConnection:
                 self._drop()
                 return
             # Queued frames already prove the link is alive; never let a ping overflow the queue.
-            if self.queue.empty():
+            if not len(self.outbox):
                 self.send_nowait(protocol.ping_frame(time.time()))
-
-    @property
-    def _high_water(self) -> int:
-        return max(1, self.state.queue_size // 2)
-
-    @property
-    def _low_water(self) -> int:
-        return self.state.queue_size // 4
 
     # ----------------------------------------------------------------- lifecycle
     async def run(self) -> None:
@@ -169,6 +195,7 @@ class FeedConnection:
                 with contextlib.suppress(asyncio.CancelledError):
                     await self._close_task
             await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._free()  # after the writer stopped: nothing is queued any more
 
     async def _handle_text(self, text: str) -> None:
         try:
@@ -221,7 +248,7 @@ class FeedConnection:
         self.send_nowait(protocol.confirm_subscription_frame(identifier))
         for strategy_id in new:
             if strategy_id in command.resume:
-                self.replaying[strategy_id] = []
+                self.replaying[strategy_id] = _Aside()
             self.subscribed.add(strategy_id)
             self.state.fanout.subscribe(self, strategy_id)
         logger.info("%s subscribed to %d strategies (%d resumed)", self.principal.label, len(new), len(command.resume))
@@ -236,28 +263,55 @@ class FeedConnection:
         last = after_q
         try:
             while not self.closed:
-                entries = await self.state.store.read_after(strategy_id, last, REPLAY_PAGE)
-                for entry in entries:
-                    if self.closed:
+                page, count, limit = await self._replay_page(strategy_id, stream_id, last)
+                if page is None or self.closed:
+                    return
+                prefix = '{"identifier":' + json.dumps(self.identifier, ensure_ascii=False) + ',"message":'
+                # The store's page is the history API's: one feed message per line, spliced unparsed (split on
+                # "\n" only: JSON escapes it in strings, not U+2028 and the other breaks splitlines() knows).
+                for line in page.body.decode("utf-8").split("\n")[:count]:
+                    if not self.outbox.put(prefix + line + "}"):
+                        self.overflow()
                         return
-                    # Awaiting here only paces this connection's own replay.
-                    while self.queue.qsize() >= self._high_water and not self.closed:
-                        self._room.clear()
-                        await self._room.wait()
-                    if self.closed:
-                        return
-                    frame = protocol.delivery_frame(self.identifier, entry.feed_message(stream_id))
-                    self.send_nowait(frame)
-                    last = entry.q
-                if len(entries) < REPLAY_PAGE:
-                    break
+                if page.last_q is not None:
+                    last = page.last_q
+                if page.cut_by_size or count >= limit:
+                    continue
+                if last >= self.replaying[strategy_id].lost_q:
+                    break  # the journal has nothing more after `last`, and what came live since is set aside
+                if not count:  # pragma: no cover - the fan-out handed over a q this read does not show yet
+                    await asyncio.sleep(LOST_RETRY_S)
         finally:
-            buffered = self.replaying.pop(strategy_id, [])
-        for q, frame in buffered:
-            if q > last:
-                self.send_nowait(frame)
-                last = q
+            aside = self.replaying.pop(strategy_id, None) or _Aside()
+            for q, frame in aside.frames:
+                if q > last and not self.closed:
+                    self.outbox.queue_aside(frame)
+                    last = q
+                else:
+                    self.outbox.drop_aside(frame)
         self.sent_q[strategy_id] = last
+
+    async def _replay_page(self, strategy_id: str, stream_id: str, after_q: int) -> tuple[HistoryPage | None, int, int]:
+        """The next journal page once this queue has drained and the process has room: (page, lines, limit).
+
+        Sized to what the queue may still take (half of its bounds), reserved in the process's budget
+        while it is read; the page exceeds its byte size by one message at most. None if closed meanwhile."""
+        budget = self.outbox.budget
+        while not self.closed and not (self.outbox.drained.is_set() and budget.room.is_set()):
+            event = budget.room if self.outbox.drained.is_set() else self.outbox.drained
+            with contextlib.suppress(asyncio.TimeoutError):  # re-checks `closed` at least every second
+                await asyncio.wait_for(event.wait(), ROOM_WAIT_S)
+        if self.closed:
+            return None, 0, 0
+        limit = min(REPLAY_PAGE, self.outbox.replay_frames)
+        size = max(1, min(self.outbox.replay_bytes, budget.free()))
+        budget.reserve(size)
+        try:
+            page = await self.state.store.run(
+                lambda db: db.read_history_page(strategy_id, stream_id, after_q, limit, jsonl=True, max_bytes=size))
+        finally:
+            budget.unreserve(size)
+        return page, page.body.count(b"\n"), limit
 
     # ----------------------------------------------------------------- publish
     async def _publish(self, command: protocol.PublishCommand) -> None:
