@@ -262,3 +262,20 @@ async def test_api_answers_a_private_id_like_an_unknown_one_to_an_outsider(hub: 
         other = await admin_create_strategy(url, admin, "other")
         status, body = await call(session, "GET", f"{url}/api/strategies/pub/signals", other["publish_secret"])
         assert status == 403, body
+
+
+async def test_cable_refuses_a_private_id_like_an_unknown_one(hub: HubHandle) -> None:
+    url, admin = hub.base_url, hub.admin_token
+    await admin_create_strategy(url, admin, "pub")
+    await admin_create_strategy(url, admin, "priv", visibility="private")
+    outsider = (await admin_create_follower(url, admin, "pub"))["token"]
+    answers = {}
+    async with aiohttp.ClientSession(timeout=TIMEOUT) as session:
+        for strategy_id in ("priv", UNKNOWN):
+            ws = await ws_connect(session, url, outsider)
+            await ws.send_str(protocol.build_subscribe_command([strategy_id], None))
+            frame = await recv_json(ws)
+            assert frame["type"] == "reject_subscription", frame
+            answers[strategy_id] = frame["message"].replace(strategy_id, "<id>")
+            await ws.close()
+    assert answers["priv"] == answers[UNKNOWN], answers

@@ -46,6 +46,12 @@ def add_hub_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-failed-auths", type=int, default=defaults.failed_auths_per_window, metavar="N",
                         help="failed authentications from one address before it is refused for "
                         f"{defaults.failed_auth_window_s:.0f} s (default {defaults.failed_auths_per_window})")
+    parser.add_argument("--max-send-queue-mib", type=int, default=defaults.send_queue_bytes // 2**20, metavar="MIB",
+                        help="outgoing frames one /cable connection may hold, in MiB; a follower that stops reading "
+                        f"is closed (1013) and resumes (default {defaults.send_queue_bytes // 2**20}, at least 1)")
+    parser.add_argument("--max-send-queue-total-mib", type=int, default=defaults.send_queue_total_bytes // 2**20,
+                        metavar="MIB", help="outgoing frames all /cable connections together may hold, in MiB "
+                        f"(default {defaults.send_queue_total_bytes // 2**20}, at least 1)")
     add_mqtt_hub_arguments(parser)
     parser.epilog = (
         f"The admin token comes from ${ADMIN_TOKEN_ENV}, or is generated on first start and printed once."
@@ -58,13 +64,17 @@ def hub_command(args: argparse.Namespace) -> int:
         return 2
     for flag, value in (("--max-connections-per-token", args.max_connections_per_token),
                         ("--max-publishes-per-minute", args.max_publishes_per_minute),
-                        ("--max-failed-auths", args.max_failed_auths)):
+                        ("--max-failed-auths", args.max_failed_auths),
+                        ("--max-send-queue-mib", args.max_send_queue_mib),
+                        ("--max-send-queue-total-mib", args.max_send_queue_total_mib)):
         if value < 1:
             print(f"{flag} must be >= 1, got {value}", file=sys.stderr)
             return 2
     limits = LimitSettings(connections_per_token=args.max_connections_per_token,
                            publishes_per_minute=args.max_publishes_per_minute,
-                           failed_auths_per_window=args.max_failed_auths)
+                           failed_auths_per_window=args.max_failed_auths,
+                           send_queue_bytes=args.max_send_queue_mib * 2**20,
+                           send_queue_total_bytes=args.max_send_queue_total_mib * 2**20)
     try:
         mqtt = mqtt_settings_from_args(args)
     except ValueError as err:  # a bad --mqtt-egress / --mosquitto-dir, named in the message

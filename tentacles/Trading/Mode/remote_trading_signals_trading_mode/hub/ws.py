@@ -228,14 +228,10 @@ class FeedConnection:
         else:
             wanted = list(command.strategies)
             for strategy_id in wanted:
-                strategy = self.state.strategies.get(strategy_id)
-                if strategy is None:
-                    self.send_nowait(protocol.reject_subscription_frame(identifier, f"unknown strategy {strategy_id}"))
-                    return
-                if not self.state.may_follow(self.principal, strategy):
-                    self.send_nowait(
-                        protocol.reject_subscription_frame(identifier, f"forbidden: not a follower of {strategy_id}")
-                    )
+                # a private strategy this token may not see is refused like an unknown id (no existence oracle)
+                refusal = self.state.follow_refusal(self.principal, strategy_id)
+                if refusal is not None:
+                    self.send_nowait(protocol.reject_subscription_frame(identifier, refusal))
                     return
         unknown_resume = sorted(set(command.resume) - set(wanted))
         if unknown_resume:
