@@ -238,7 +238,19 @@ async def test_mqtt_tables(store: AsyncStore) -> None:
     assert name.startswith(USERNAME_PREFIX) and name == await store.run(lambda db: db.mqtt_username("fol_a"))
     readers = {r.username: r.strategy_ids for r in await store.run(lambda db: db.mqtt_readers())}
     assert readers[name] == ("pub",) and sorted(readers.values()) == [("priv", "pub"), ("pub",)]
+    # archived: no new followers on the broker either; its members keep their topic
+    await store.run(lambda db: db.create_strategy(strategy("old"), "h3"))
+    await store.run(lambda db: db.create_follower_token("fol_c", "hc", "old"))
+    readers = {r.username: r.strategy_ids for r in await store.run(lambda db: db.mqtt_readers())}
+    assert readers[name] == ("old", "pub")
+    before = await store.run(lambda db: db.mqtt_readers_fingerprint())
+    assert await store.run(lambda db: db.archive_strategy("old", "dead"))
+    assert await store.run(lambda db: db.mqtt_readers_fingerprint()) != before
+    readers = {r.username: r.strategy_ids for r in await store.run(lambda db: db.mqtt_readers())}
+    member = await store.run(lambda db: db.mqtt_username("fol_c"))
+    assert readers[name] == ("pub",) and readers[member] == ("old", "pub")
     await store.run(lambda db: db.revoke_follower("fol_b"))
+    await store.run(lambda db: db.revoke_follower("fol_c"))
     assert len(await store.run(lambda db: db.mqtt_readers())) == 1
 
     assert await store.run(lambda db: db.start_egress_positions("b:1", ["pub", "priv"])) == {"pub": 3, "priv": 0}

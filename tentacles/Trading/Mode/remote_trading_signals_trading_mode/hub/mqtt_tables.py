@@ -97,7 +97,8 @@ class MqttTables:
     def mqtt_readers(self) -> list[MqttReader]:
         """Every live follower token with its username (issued now if missing) and readable strategies.
 
-        Same rule as HubState.may_follow: public strategies for any live token, private ones for members.
+        Same rule as HubState.may_follow: live public strategies for any live token; private and archived
+        ones for their members only (an archived strategy takes no new followers, on the broker too).
         """
         with self._db:
             self._db.execute("BEGIN IMMEDIATE")
@@ -110,11 +111,11 @@ class MqttTables:
                     (token_id, new_mqtt_username(), now),
                 )
         public = [row[0] for row in self._db.execute(
-            "SELECT id FROM strategies WHERE visibility='public' ORDER BY id")]
+            "SELECT id FROM strategies WHERE visibility='public' AND archived=0 ORDER BY id")]
         members: dict[str, list[str]] = {}
         for token_id, strategy_id in self._db.execute(
                 "SELECT m.token_id, m.strategy_id FROM memberships m JOIN strategies s ON s.id = m.strategy_id "
-                "WHERE s.visibility != 'public' ORDER BY m.strategy_id"):
+                "WHERE s.visibility != 'public' OR s.archived != 0 ORDER BY m.strategy_id"):
             members.setdefault(token_id, []).append(strategy_id)
         names = dict(self._db.execute("SELECT token_id, username FROM mqtt_usernames").fetchall())
         return [MqttReader(names[token_id], tuple(sorted(set(public) | set(members.get(token_id, ())))))
@@ -122,14 +123,14 @@ class MqttTables:
 
     def mqtt_readers_fingerprint(self) -> tuple[object, ...]:
         """Cheap to compute (counts and the public ids); changes whenever mqtt_readers() can change: a token
-        created or revoked, a membership added, a strategy created or its visibility changed. Counts suffice
+        created or revoked, a membership added, a strategy created, archived or its visibility changed. Counts suffice
         because the hub only ever adds tokens, memberships and strategies and revokes tokens (never un-revokes
         or deletes); a future path that deletes a membership must extend this."""
         tokens = self._db.execute(
             "SELECT COUNT(*), COALESCE(SUM(revoked), 0) FROM follower_tokens").fetchone()
         memberships = self._db.execute("SELECT COUNT(*) FROM memberships").fetchone()[0]
         public = self._db.execute(
-            "SELECT COUNT(*), group_concat(id, ',') FROM (SELECT id FROM strategies WHERE visibility='public' "
+            "SELECT COUNT(*), group_concat(id, ',') FROM (SELECT id FROM strategies WHERE visibility='public' AND archived=0 "
             "ORDER BY id)").fetchone()
         strategies = self._db.execute("SELECT COUNT(*) FROM strategies").fetchone()[0]
         return (tokens[0], tokens[1], memberships, strategies, public[0], public[1])

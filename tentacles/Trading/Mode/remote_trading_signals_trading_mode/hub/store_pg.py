@@ -302,6 +302,6 @@ class PgStore(StoreTables):
         tokens = self._db.pg("SELECT COUNT(*), COALESCE(SUM(revoked), 0)::bigint FROM follower_tokens").fetchone()
         memberships = self._db.pg("SELECT COUNT(*) FROM memberships").fetchone()[0]
         public = self._db.pg("SELECT COUNT(*), string_agg(id, ',' ORDER BY id) FROM strategies "
-                             "WHERE visibility='public'").fetchone()
+                             "WHERE visibility='public' AND archived=0").fetchone()
         strategies = self._db.pg("SELECT COUNT(*) FROM strategies").fetchone()[0]
         return (tokens[0], tokens[1], memberships, strategies, public[0], public[1])
