@@ -3,7 +3,7 @@ OctoBot's own importer (`octobot_commons.profiles.download_and_install_profile`,
 web interface's "import from URL" and of OctoBot's TO_DOWNLOAD_PROFILES), then proves that this
 importer enforces the profile schema by feeding it an invalid zip. Prints one JSON line.
 
-Usage: python import_profile.py URL INVALID_PROFILE_ZIP
+Usage: python import_profile.py URL [INVALID_PROFILE_ZIP]
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import octobot_commons.profiles as profiles
 MODE = "RemoteTradingSignalsTradingMode"
 
 
-def main(url: str, invalid_zip: str) -> None:
+def main(url: str, invalid_zip: str | None) -> None:
     schema = octobot_constants.PROFILE_FILE_SCHEMA
     if not os.path.isfile(schema):
         raise SystemExit(f"profile schema not found at {schema}: the importer would not validate")
@@ -30,11 +30,12 @@ def main(url: str, invalid_zip: str) -> None:
         specific = json.load(handle)
     with open(profile.get_tentacles_config_path(), encoding="utf-8") as handle:
         activation = json.load(handle)["tentacle_activation"]
-    try:
-        profiles.import_profile(invalid_zip, schema, name="invalid_profile")
-        invalid_refused = None
-    except commons_errors.ProfileImportError as err:
-        invalid_refused = str(err)
+    invalid_refused = None
+    if invalid_zip:
+        try:
+            profiles.import_profile(invalid_zip, schema, name="invalid_profile")
+        except commons_errors.ProfileImportError as err:
+            invalid_refused = str(err)
     print(json.dumps({
         "id": profile.profile_id, "name": profile.name, "path": os.path.relpath(profile.path),
         "imported": profile.imported, "origin_url_matches": profile.origin_url == url,
@@ -45,4 +46,4 @@ def main(url: str, invalid_zip: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)

@@ -29,6 +29,7 @@ class WebBot:
     port: int
     log_file: Path
     starts: int = 0
+    env: dict[str, str] = field(default_factory=dict)  # added to the bot's environment (e.g. COMMUNITY_FEED_URL)
     _process: asyncio.subprocess.Process | None = field(default=None, repr=False)
 
     @property
@@ -37,7 +38,8 @@ class WebBot:
 
     async def start(self) -> None:
         """Starts OctoBot and returns once its web interface answers (raises with the log tail otherwise)."""
-        env = support.clean_env(WEB_ADDRESS="127.0.0.1", WEB_PORT=str(self.port), AUTO_OPEN_IN_WEB_BROWSER="false")
+        env = support.clean_env(WEB_ADDRESS="127.0.0.1", WEB_PORT=str(self.port), AUTO_OPEN_IN_WEB_BROWSER="false",
+                                **self.env)
         self.starts += 1
         with self.log_file.open("a", encoding="utf-8") as log:
             log.write(f"\n===== start {self.starts} =====\n")

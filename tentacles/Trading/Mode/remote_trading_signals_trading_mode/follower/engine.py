@@ -33,6 +33,9 @@ _MARKET_TYPES = (trading_enums.TraderOrderType.BUY_MARKET, trading_enums.TraderO
 # from the exchange) each time the open links double, so a sweep costs O(1) per link on average
 _SWEEP_MIN_OPEN_LINKS = 1000
 _DRAWDOWN_KEYS = ("drawdown_peak", "drawdown_stopped_at", "drawdown_reset")
+# a live bot's feed subscribes while its exchange still loads: a create waits this long for my first price
+# (in order: later messages wait behind it) instead of being skipped for good
+FIRST_PRICE_WAIT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ class FollowerEngine:
         if signal.order_id in self.order_map.pending:
             self._skip_tree(ctx, signal, self._recover_pending(signal))
             return
+        if not self.exchange_manager.is_backtesting:
+            await exchange_view.wait_for_mark_price(self.exchange_manager, signal.symbol, FIRST_PRICE_WAIT_S)
         parent_id = signal.chained_to or signal.bundled_with
         if parent_id:
             await self._create_chained_to_existing(ctx, signal, parent_id)

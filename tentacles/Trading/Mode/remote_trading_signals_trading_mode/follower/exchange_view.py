@@ -1,6 +1,7 @@
 """Read what sizing needs from an OctoBot exchange manager, as plain Decimal values."""
 from __future__ import annotations
 
+import asyncio
 import decimal
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import octobot_trading.personal_data as personal_data
 from ..core import risk, sizing
 
 Decimal = decimal.Decimal
+PRICE_POLL_S = 0.2
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
@@ -58,6 +60,18 @@ def _limit(value: Any) -> Decimal | None:
         return None
     value = Decimal(str(value))
     return value if value > 0 else None
+
+
+async def wait_for_mark_price(exchange_manager: Any, symbol: str, timeout: float) -> Decimal | None:
+    """My price, waiting (bounded) for the first one: a live bot subscribes to its feed while its exchange is
+    still loading, and a create applied in that window would be skipped for good."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        price = mark_price(exchange_manager, symbol)
+        if price is not None or loop.time() >= deadline:
+            return price
+        await asyncio.sleep(PRICE_POLL_S)
 
 
 def market_limits(exchange_manager: Any, symbol: str) -> sizing.MarketLimits:
