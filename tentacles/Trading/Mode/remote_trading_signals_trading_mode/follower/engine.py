@@ -8,10 +8,12 @@ next message is still applied.
 """
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import decimal
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +38,15 @@ _DRAWDOWN_KEYS = ("drawdown_peak", "drawdown_stopped_at", "drawdown_reset")
 # a live bot's feed subscribes while its exchange still loads: a create waits this long for my first price
 # (in order: later messages wait behind it) instead of being skipped for good
 FIRST_PRICE_WAIT_S = 60.0
+# a create OctoBot answered with None (refused, or the exchange failed): look again after these (jittered) delays
+_CREATE_RETRY_DELAYS_S = (1.0, 2.0, 4.0)
+
+
+@dataclass(frozen=True)
+class _LostAnswer:
+    """A create the exchange took although OctoBot never got its answer (found by asking the exchange)."""
+
+    exchange_order_id: str
 
 
 @dataclass(frozen=True)
@@ -193,6 +204,9 @@ class FollowerEngine:
         created = await self._submit(order, signal)
         if created is None:
             self._skip_tree(ctx, signal, "the exchange refused the order")
+            return
+        if isinstance(created, _LostAnswer):
+            self._record_lost_answer(ctx, signal, created)
             return
         self._link(signal, created, plan.quantity)
         self._record(ctx, self._outcome(ctx, signal, Result.CREATED, plan_note(plan), [created]))
@@ -403,6 +417,9 @@ class FollowerEngine:
         if created is None:
             self._skip_tree(ctx, signal, "the exchange refused the order")
             return
+        if isinstance(created, _LostAnswer):
+            self._record_lost_answer(ctx, signal, created)
+            return
         self._link(signal, created, plan.quantity)
         self._record(ctx, self._outcome(ctx, signal, Result.CREATED, note, [created]))
 
@@ -413,13 +430,48 @@ class FollowerEngine:
             order.symbol, order.side.value, order.order_type.value, str(order.origin_price),
             str(order.origin_quantity)))
         await self.order_map.save()
-        if self.trading_mode is not None:
-            created = await self.trading_mode.create_order(order)
-        else:
-            created = await self.exchange_manager.trader.create_order(order)
+        created = await self._send(order)
+        if created is None and not self.exchange_manager.is_backtesting and not self.exchange_manager.is_simulated:
+            created = await self._retry_unanswered(order, signal)
         if created is None:
             self.order_map.clear_pending(signal.order_id)
         return created
+
+    async def _send(self, order: Any) -> Any:
+        if self.trading_mode is not None:
+            return await self.trading_mode.create_order(order)
+        return await self.exchange_manager.trader.create_order(order)
+
+    async def _retry_unanswered(self, order: Any, signal: schema.OrderSignal) -> Any:
+        """OctoBot answers None for a refused order and for an exchange that failed (5xx, timeout, a lost answer)
+        alike. Before sending again, ask the exchange itself whether it took the order: if it did, it is my copy
+        (found by its write-ahead entry: `_LostAnswer`), never placed twice; if it cannot tell, do not resend."""
+        for delay in _CREATE_RETRY_DELAYS_S:
+            await asyncio.sleep(delay * (0.5 + random.random()))  # jitter: many followers hit one exchange
+            try:
+                found = await order_lookup.pending_on_exchange(self.exchange_manager, self.order_map, signal.order_id)
+            except order_lookup.ExchangeUnreachable as err:
+                self.logger.warning("exchange unreachable after sending my copy of %s (%s): waiting before I "
+                                    "check again", signal.order_id, err)
+                continue
+            if found is not None:
+                return _LostAnswer(found)
+            self.logger.warning("my copy of %s is not on the exchange: sending it again", signal.order_id)
+            created = await self._send(order)
+            if created is not None:
+                return created
+        return None
+
+    def _record_lost_answer(self, ctx: _Context, signal: schema.OrderSignal, lost: _LostAnswer) -> None:
+        # the write-ahead entry stays: my next look at this leader order (edit, cancel) links the order once
+        # OctoBot has synced it from the exchange; its children were not attached to an order OctoBot knows
+        self._record(ctx, self._outcome(
+            ctx, signal, Result.CREATED,
+            f"the exchange took my order {lost.exchange_order_id} but its answer was lost: linked on the next "
+            f"signal for {signal.order_id}", []))
+        for child in signal.additional_orders:
+            self._skip_tree(ctx, child, f"parent {signal.order_id}'s answer was lost: its linked orders are not "
+                                        f"placed")
 
     def _recover_pending(self, signal: schema.OrderSignal) -> str:
         order = order_lookup.recover_pending(self.exchange_manager, self.order_map, signal.order_id)

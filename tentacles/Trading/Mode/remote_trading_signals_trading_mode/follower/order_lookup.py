@@ -61,6 +61,36 @@ def _same(value: Any, recorded: str) -> bool:
         return False
 
 
+class ExchangeUnreachable(Exception):
+    """The exchange could not list its open orders: whether a lost order exists there is unknown."""
+
+
+async def pending_on_exchange(exchange_manager: Any, order_map: OrderMap, leader_order_id: str) -> str | None:
+    """After a create that failed or went unanswered: the id of the open order on the exchange itself (not in
+    OctoBot's view, which syncs every few seconds) matching its write-ahead entry and claimed by no link, or
+    None when there is none. Raises ExchangeUnreachable when the exchange cannot tell."""
+    pending = order_map.pending.get(leader_order_id)
+    if pending is None:
+        return None
+    try:
+        raw_orders = await exchange_manager.exchange.get_open_orders(symbol=pending.symbol)
+    except Exception as err:  # ccxt/OctoBot network and exchange errors: nothing to conclude from
+        raise ExchangeUnreachable(f"{type(err).__name__}: {err}") from err
+    if raw_orders is None:
+        raise ExchangeUnreachable("no answer")
+    # OctoBot's own ids are not the exchange's: the orders my links claim, by their exchange ids
+    claimed = {str(order.exchange_order_id) for order in
+               exchange_manager.exchange_personal_data.orders_manager.get_open_orders(symbol=pending.symbol)
+               if order_map.leader_id(str(order.order_id)) is not None}
+    for raw in raw_orders:
+        order_id = str(raw.get("exchange_id") or raw.get("id") or "")  # OctoBot's adapter moves "id" there
+        if (order_id and order_id not in claimed and raw.get("side") == pending.side
+                and _same(raw.get("price"), pending.price)
+                and (not pending.quantity or _same(raw.get("amount"), pending.quantity))):
+            return order_id
+    return None
+
+
 def live_local_ids(exchange_manager: Any) -> set[str]:
     """Ids of every order still on (or waiting to go on) the exchange: open ones and the chained ones they carry."""
     ids: set[str] = set()
