@@ -265,3 +265,30 @@ async def test_live_following_in_real_trading(venv: Path, package_zip: Path, tmp
         assert lines[-4:] == ["q=7 create R4 -> created", "q=8 create R5 -> created", "q=9 cancel R5 -> cancelled",
                               "q=10 cancel R4 -> cancelled"], lines
         assert key.secret not in bot.log_text()
+
+
+async def test_live_real_trading_with_wrong_api_keys_places_nothing_and_says_so(venv: Path, package_zip: Path,
+                                                                                 tmp_path: Path) -> None:
+    async with live_world(tmp_path, [FOLLOWER_ACCOUNT]) as world:
+        key = world.exchange.keys_of("follower")[0]
+        bot = await follower_bot(world, venv, package_zip, "follower-badkeys", keys=(key.key, "not-the-secret"))
+        try:
+            await bot.start()
+
+            async def refused() -> bool:
+                return "Exchange configuration is invalid" in bot.log_text()
+            await live.wait_for(refused, FEED_READY_S, "OctoBot to report the refused API keys", bot.log_tail)
+            await world.leader.send(buy_limit("W1", 29000, "10%"))
+            await asyncio.sleep(5)
+            assert await bot.open_orders() == []  # its web UI still answers
+        finally:
+            await bot.stop()
+        log = strip_colors(bot.log_text())
+        # OctoBot names the cause (the exchange's own words) and starts no trading mode on that exchange:
+        # nothing is copied, nothing is sent; the strategy's signals wait in the hub for a bot with good keys
+        assert "Exchange configuration is invalid : please check your configuration ! (AuthenticationError: " \
+               "hollaex {\"message\":\"Access Denied: Invalid API Signature\"})" in log
+        assert signal_lines(log) == [] and posted_orders(world) == []
+        balance_answers = {r.status for r in world.exchange.requests(path="/v2/user/balance")}
+        assert balance_answers == {403}, balance_answers
+        assert "not-the-secret" not in log and key.secret not in log
