@@ -19,8 +19,9 @@ from typing import Any
 
 import pytest
 from hub_helpers import free_port
+from mqtt_broker import mqtt_identity
 from octobot_real import live, support
-from octobot_real.live_world import SYMBOL, Leader, World, live_world
+from octobot_real.live_world import STRATEGY_ID, SYMBOL, Leader, World, live_world
 from octobot_signals.cli.package_cmd import build_package
 
 pytestmark = pytest.mark.skipif(support.skip_requested(),
@@ -292,3 +293,39 @@ async def test_live_real_trading_with_wrong_api_keys_places_nothing_and_says_so(
         balance_answers = {r.status for r in world.exchange.requests(path="/v2/user/balance")}
         assert balance_answers == {403}, balance_answers
         assert "not-the-secret" not in log and key.secret not in log
+
+
+# --------------------------------------------------------------------------- 4. the stock follower, for real
+async def test_stock_octobot_follows_live_through_the_mqtt_egress(venv: Path, tmp_path: Path) -> None:
+    """OctoBot 2.1.1 with its default tentacles only (its own RemoteTradingSignalsTradingMode), following our
+    hub through the MQTT egress and Debian's mosquitto, trading live (simulated) on the local exchange."""
+    async with live_world(tmp_path, mqtt=True) as world:
+        assert world.broker_host is not None
+        link, token = await world.follower_link()
+        username = (await mqtt_identity(world.hub_url, token))["username"]
+        bot_dir = live.new_bot_folder(venv, world.work / "bots", "stock-follower", None)
+        imported = await live.import_profile(venv, bot_dir, link)
+        # the stock mode follows by MQTT username: it has no use for our hub URL and token, and it writes its
+        # whole config to logs/OctoBot.log at debug level, so a stock user keeps only trading_strategy (README)
+        live.point_at_exchange(bot_dir, bot_dir / imported["path"], world.exchange.url, real_trading=False,
+                               portfolio={"USDT": 1000, "BTC": 0}, mode_settings={"hub_url": "", "follower_token": ""})
+        live.write_user_config(venv, bot_dir, imported["id"], mqtt_username=username)
+        bot = live.LiveBot(venv, bot_dir, free_port(), world.work / "stock-follower.log",
+                           env={"COMMUNITY_FEED_URL": world.broker_host})
+        try:
+            await bot.start()
+
+            async def subscribed() -> bool:
+                return f"Subscribed to t/{STRATEGY_ID}" in bot.log_text()
+            await live.wait_for(subscribed, FEED_READY_S, "the stock feed to subscribe on the broker", bot.log_tail)
+            await world.leader.send(buy_limit("S1", 29000, "10%"))
+            # the stock mode sizes 10 % of its 1000 USDT at the local price too: 0.0033 BTC
+            await orders_become(bot, [("BUY LIMIT", Decimal(29000), Decimal("0.0033"))], "the stock copy of S1")
+            await world.leader.send(Leader.order("cancel", "S1", order_type="buy_limit", side="buy",
+                                                 limit_price=29000))
+            await orders_become(bot, [], "the stock cancel of S1")
+        finally:
+            await bot.stop()
+        log = strip_colors(bot.log_text())
+        assert f"Connected, client_id: {username}" in log  # the hub's MQTT username, nothing else
+        assert token not in log

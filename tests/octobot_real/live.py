@@ -92,8 +92,10 @@ def encrypt(venv: Path, value: str) -> str:
     return result.stdout.strip()
 
 
-def write_user_config(venv: Path, bot_dir: Path, profile_id: str, keys: tuple[str, str] | None = None) -> None:
-    """user/config.json as a user leaves it: the profile selected, terms accepted, the exchange keys if any."""
+def write_user_config(venv: Path, bot_dir: Path, profile_id: str, keys: tuple[str, str] | None = None, *,
+                      mqtt_username: str | None = None) -> None:
+    """user/config.json as a user leaves it: the profile selected, terms accepted, the exchange keys if any; for a
+    stock follower over MQTT, the username our hub issued (`community.mqtt_uuid`, read by OctoBot's own feed)."""
     support.select_profile(venv, bot_dir, profile_id)
     path = bot_dir / "user" / "config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
@@ -103,6 +105,8 @@ def write_user_config(venv: Path, bot_dir: Path, profile_id: str, keys: tuple[st
         key, secret = keys
         config["exchanges"] = {EXCHANGE: {"api-key": encrypt(venv, key), "api-secret": encrypt(venv, secret),
                                           "api-password": encrypt(venv, ""), "exchange-type": "spot"}}
+    if mqtt_username is not None:
+        config.setdefault("community", {})["mqtt_uuid"] = mqtt_username
     path.write_text(json.dumps(config, indent=4), encoding="utf-8")
 
 

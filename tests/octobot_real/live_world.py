@@ -6,7 +6,11 @@ own PublisherClient and its durable outbox, the way a publishing bot's bridge do
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import getpass
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -14,15 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from hub_helpers import admin_create_follower, admin_create_strategy, auth, running_hub
+from hub_helpers import DEFAULT_ADMIN_TOKEN, admin_create_follower, admin_create_strategy, auth, free_port
 from local_exchange import LocalExchange
+from mqtt_broker import MosquittoProcess, port_is_free, require_mosquitto
 from octobot_signals.feed.outbox import Outbox
 from octobot_signals.feed.publisher_client import PublisherClient
+from octobot_signals.hub.mqtt_egress import BrokerAddress
+from octobot_signals.hub.mqtt_runtime import MqttSettings
+from octobot_signals.hub.server import HubHandle, start_hub
 from signal_factory import order_content
 
 from . import live
 
 STRATEGY_ID = "live-alpha"
+STOCK_MQTT_PORT = 1883  # the only port OctoBot's stock community feed connects to
 SYMBOL = "BTC/USDT"
 MARKET = "btc-usdt"
 START_PRICE = 30000
@@ -60,6 +69,7 @@ class World:
     admin_token: str
     leader: Leader
     work: Path
+    broker_host: str | None = None  # with MQTT: where stock followers connect (COMMUNITY_FEED_URL), port 1883
 
     async def follower_link(self) -> tuple[str, str]:
         """(personal profile link, follower token): what a follower gets from the hub's strategy page."""
@@ -81,17 +91,61 @@ def exchange_config(accounts: list[dict[str, Any]]) -> dict[str, Any]:
             "accounts": accounts}
 
 
+def stock_broker_host() -> str:
+    """A loopback address whose port 1883 is free (a system broker may hold 127.0.0.1:1883)."""
+    for last in range(1, 10):
+        host = f"127.0.0.{last}"
+        if port_is_free(STOCK_MQTT_PORT, host):
+            return host
+    raise AssertionError("port 1883 is taken on 127.0.0.1-9: the stock follower test needs one of them")
+
+
+async def _create_strategy(hub_url: str) -> dict[str, Any]:
+    return await admin_create_strategy(hub_url, DEFAULT_ADMIN_TOKEN, STRATEGY_ID, name="Live Alpha",
+                                       pairs=[SYMBOL], exchange=live.EXCHANGE, exchange_type="spot")
+
+
 @contextlib.asynccontextmanager
-async def live_world(work: Path, accounts: list[dict[str, Any]] | None = None) -> AsyncIterator[World]:
-    async with LocalExchange(exchange_config(accounts or [])) as exchange, running_hub(work / "hub") as hub:
-        assert hub.admin_token
-        strategy = await admin_create_strategy(hub.base_url, hub.admin_token, STRATEGY_ID, name="Live Alpha",
-                                               pairs=[SYMBOL], exchange=live.EXCHANGE, exchange_type="spot")
+async def _hub(work: Path, mqtt: bool) -> AsyncIterator[tuple[HubHandle, dict[str, Any], str | None]]:
+    """Our hub with the strategy; with `mqtt`, its egress to Debian's mosquitto set up the way the README says."""
+    data = work / "hub"
+    if not mqtt:
+        hub = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN)
+        try:
+            yield hub, await _create_strategy(hub.base_url), None
+        finally:
+            await hub.stop()
+        return
+    require_mosquitto()
+    first = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN)
+    try:
+        strategy = await _create_strategy(first.base_url)
+    finally:
+        await first.stop()
+    host, hub_port, out = stock_broker_host(), free_port(), work / "mosquitto"
+    result = await asyncio.to_thread(subprocess.run, [
+        sys.executable, "-m", "octobot_signals.cli.main", "mosquitto-config", "--data", str(data), "--out", str(out),
+        "--listen", f"{host}:{STOCK_MQTT_PORT}", "--hub-listen", f"127.0.0.1:{hub_port}", "--user", getpass.getuser()],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    with MosquittoProcess(out / "mosquitto.conf", [hub_port]):
+        settings = MqttSettings(egress=BrokerAddress("127.0.0.1", hub_port), mosquitto_dir=out, acl_interval_s=0.2)
+        hub = await start_hub("127.0.0.1", 0, data, admin_token=DEFAULT_ADMIN_TOKEN, mqtt=settings)
+        try:
+            yield hub, strategy, host
+        finally:
+            await hub.stop()
+
+
+@contextlib.asynccontextmanager
+async def live_world(work: Path, accounts: list[dict[str, Any]] | None = None, *,
+                     mqtt: bool = False) -> AsyncIterator[World]:
+    async with LocalExchange(exchange_config(accounts or [])) as exchange, _hub(work, mqtt) as (hub, strategy, host):
         outbox = Outbox(work / f"leader-outbox-{uuid.uuid4().hex[:6]}")
         client = PublisherClient(hub.base_url, strategy["publish_secret"], STRATEGY_ID, outbox)
         await client.start()
         try:
-            yield World(exchange, hub.base_url, hub.admin_token, Leader(client), work)
+            yield World(exchange, hub.base_url, DEFAULT_ADMIN_TOKEN, Leader(client), work, host)
         finally:
             await client.stop()
             outbox.close()
