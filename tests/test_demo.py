@@ -14,7 +14,7 @@ import pytest
 CLI = [sys.executable, "-m", "octobot_signals.cli.main"]
 # BTC/USDT amounts on the simulated binance market are rounded to 1e-8; allow a few steps
 MARKET_STEP = Decimal("0.00000001")
-TOP_KEYS = {"published", "hub", "leader", "followers", "latency_ms"}
+TOP_KEYS = {"published", "hub", "leader", "followers", "latency_ms", "track_record"}
 LEADER_ORDER_KEYS = {"order_id", "side", "type", "quantity", "price", "status"}
 FOLLOWER_KEYS = {"name", "sizing", "portfolio_start", "last_applied_q", "duplicates", "copies", "skipped"}
 COPY_KEYS = {"leader_order_id", "local_order_id", "side", "type", "quantity", "leader_quantity", "price", "status"}
@@ -120,6 +120,15 @@ def test_live_log_and_cleanup(demo_run: tuple[dict[str, Any], str, Path]) -> Non
     assert "follower-1 | q=1 create" in stdout and "follower-2 | q=1 create" in stdout
     assert "filled" in stdout  # the price path fills resting orders
     assert list(tmp_path.iterdir()) == []  # hub data, follower state, simulated exchanges: all removed
+
+
+def test_the_leader_reports_a_signed_track_record(demo_run: tuple[dict[str, Any], str, Path]) -> None:
+    summary, stdout, _ = demo_run
+    track = summary["track_record"]
+    # at start, every 3 s and after fills over a 15 s run; every report verified with the strategy's key
+    assert track["points"] >= 3 and track["signed"] == "all" and track["copiers"] == 2
+    assert track["fills"] >= 3 and track["roi_all"] is not None and Decimal(track["max_drawdown"]) >= 0
+    assert "hub        | track record: " in stdout and "/strategies/demo-grid" in stdout
 
 
 def test_unusable_arguments_exit_2(tmp_path: Path) -> None:

@@ -60,6 +60,9 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("u is a number", _with("u", 12), "u"),
     ("u huge", _with("u", "x" * 1_000_000), "u"),
     ("bad channel type", _with("t", "x"), "t"),
+    # a hub never delivers a performance snapshot (protocol 3), but a follower handed one must not trade on it
+    ("performance snapshot", {**_msg(), "t": "p", "s": {"identifier": sf.STRATEGY, "t": 1.8e9, "equity": "1000",
+                                                       "currency": "USDT"}}, "t"),
     ("version 2.0.0", _with("v", "2.0.0"), "v"),
     ("version 0.9", _with("v", "0.9"), "v"),
     ("version garbage", _with("v", "abc"), "v"),

@@ -67,8 +67,9 @@ def assert_error(status: int, body: Any, expected_status: int, code: str | None 
 
 
 async def test_info_and_health(env: Env) -> None:
-    # version 2: version 1 plus optional fields only (storefront last_q, history pages bounded by bytes)
-    assert await env.call("GET", "/api/info") == (200, {"protocol_version": 2, "feed_version": "1.0.0", "ws_path": "/cable"})
+    # version 2: version 1 plus optional fields only (storefront last_q, history pages bounded by bytes);
+    # version 3: plus performance snapshots (publish topic "p") and /api/strategies/{id}/performance
+    assert await env.call("GET", "/api/info") == (200, {"protocol_version": 3, "feed_version": "1.0.0", "ws_path": "/cable"})
     assert await env.call("GET", "/api/health") == (200, {"ok": True})
     status, body = await env.call("GET", "/nope")
     assert_error(status, body, 404)

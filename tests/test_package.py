@@ -17,6 +17,7 @@ from octobot_signals.cli.main import main
 from octobot_signals.cli.package_cmd import build_package, package_folder
 
 ROOT = "reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/"
+SERVICE_ROOT = "reference_tentacles/Services/Services_bases/octobot_signals_service/"
 MODE = "RemoteTradingSignalsTradingMode"
 
 
@@ -69,7 +70,24 @@ def test_the_zip_holds_only_what_a_bot_runs(tmp_path: Path) -> None:
     # and nothing of the pip-only tools slipped in under another name
     for name in shipped:
         assert not name.startswith(("hub/", "cli/", "demo/")), name
-    assert not [name for name in members if not name.startswith((ROOT, "reference_tentacles/profiles/"))]
+    assert not [name for name in members if not name.startswith((ROOT, SERVICE_ROOT, "reference_tentacles/profiles/"))]
+
+
+def test_the_zip_ships_the_web_ui_card_as_a_second_tentacle(tmp_path: Path) -> None:
+    """service/ goes to Services/Services_bases/<module>/ (where OctoBot lists interfaces), not in the mode."""
+    with zipfile.ZipFile(build_package(tmp_path)) as archive:
+        members = archive.namelist()
+        shipped = sorted(name[len(SERVICE_ROOT):] for name in members if name.startswith(SERVICE_ROOT))
+        metadata = json.loads(archive.read(SERVICE_ROOT + "metadata.json"))
+        source = archive.read(SERVICE_ROOT + "octobot_signals_service.py").decode()
+    assert shipped == ["__init__.py", "metadata.json", "octobot_signals_service.py"]
+    assert not [name for name in members if name.startswith(ROOT + "service/")]
+    assert metadata == {"version": version(), "origin_package": "octobot-signals",
+                        "tentacles": ["OctoBotSignalsService"], "tentacles-requirements": []}
+    # it reaches the mode tentacle's code by its installed name, lazily (OctoBot imports Services first)
+    assert "tentacles.Trading.Mode.remote_trading_signals_trading_mode" in source
+    assert not re.search(r"^(from|import) (tentacles|octobot_signals)\b", source, re.MULTILINE)
+    assert not re.search(r"^from \.\.", source, re.MULTILINE)
 
 
 def _relative_imports(source: str, module: str) -> set[tuple[str, str]]:
@@ -193,3 +211,11 @@ def test_missing_output_and_bad_choice_exit_2() -> None:
                                 text=True, timeout=60, check=False)
         assert result.returncode == 2, result
         assert "usage:" in result.stderr
+
+
+def test_the_card_names_itself_as_the_mode_tentacle_does() -> None:
+    """The service module cannot be imported here (no octobot_services): its fallback name must stay in step."""
+    from octobot_signals.feed import publish_card
+
+    source = (package_folder() / "service" / "octobot_signals_service.py").read_text()
+    assert f'SERVICE_TYPE = "{publish_card.SERVICE_TYPE}"' in source

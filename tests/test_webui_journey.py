@@ -79,7 +79,8 @@ def _check_standard_activation(bot_dir: Path) -> None:
                            .read_text())["tentacle_activation"]
     active = {(kind, name) for kind, names in reference.items() for name, on in names.items()
               if on and not name.endswith("TradingMode")}
-    ours = {(kind, name) for kind, names in standard_activation.STANDARD_ACTIVE.items() for name in names}
+    ours = {(kind, name) for activation in (standard_activation.STANDARD_ACTIVE, standard_activation.OWN_ACTIVE)
+            for kind, names in activation.items() for name in names}
     assert active == ours
     stock_modes = {name for name in reference["Trading"] if name.endswith("TradingMode")} - {MODE}
     assert stock_modes == set(standard_activation.OTHER_TRADING_MODES)

@@ -15,12 +15,16 @@ __all__ = ["RemoteTradingSignalsTradingMode"]
 def __getattr__(name: str) -> Any:
     if name != "RemoteTradingSignalsTradingMode":
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from .feed.bridge import install_bridge_from_env
+    from .feed import publishing
     from .remote_trading_signals_trading_mode import RemoteTradingSignalsTradingMode
 
-    # Publishing from any unmodified OctoBot trading mode: when OCTOBOT_SIGNALS_HUB_URL and a publish
-    # secret are set in the bot's environment, octobot-trading's emitted signal bundles go to our hub.
-    # Done when OctoBot loads the mode, as before, not when a hub process imports a part of the package.
-    install_bridge_from_env()
+    # Publishing from any stock OctoBot trading mode: when the 'octobot-signals' card of OctoBot's web UI
+    # (Accounts > Interfaces, saved in user/config.json) has publishing on, or the OCTOBOT_SIGNALS_*
+    # variables name a hub, a strategy and a secret, the active mode's orders go to our hub (feed/publishing).
+    # Done when OctoBot loads the mode, not when a hub process imports a part of the package.
+    try:
+        publishing.install_at_load()
+    except Exception as err:  # noqa: BLE001 - a broken publishing setup must not keep the mode from loading
+        publishing._logger().error(f"publishing not started: {err!r}")
     globals()[name] = RemoteTradingSignalsTradingMode
     return RemoteTradingSignalsTradingMode

@@ -7,6 +7,10 @@ or `reference_tentacles/profiles/...`, everything else is ignored):
         tentacle folder recursively, so they are kept on install), config/, resources/ and the
         tentacle's tests/ (they replace the stock mode's files of the same folder, see cli/doctor.py).
         hub/, cli/ and demo/ stay in the pip-installed project: a bot never imports them.
+    reference_tentacles/Services/Services_bases/octobot_signals_service/    the hub account card of
+        OctoBot's web UI (Accounts -> Interfaces), from service/: a second tentacle with its own
+        metadata.json (OctoBot lists a Services tentacle's class under "Add a new interface"; it needs
+        no activation). It imports the mode tentacle's feed/ lazily, by its installed name.
     reference_tentacles/profiles/octobot_signals_copy_trading/                the ready profile
     reference_tentacles/profiles/default/        only with --default-profile (a bare OctoBot
         without OctoBot-Tentacles has no default profile and needs one to start)
@@ -30,6 +34,10 @@ _SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 # the strategy hub, the command line and the demo/benchmarks: pip-side tools, never imported by a bot
 PIP_ONLY_DIRS = frozenset({"hub", "cli", "demo"})
+# the Services tentacle (the web UI's hub account card): shipped as its own tentacle folder, not in the mode's
+SERVICE_DIR = "service"
+SERVICE_TYPE_PATH = ("Services", "Services_bases")
+SERVICE_MODULE = "octobot_signals_service"
 # Fixed timestamps: the same sources always give the same zip bytes.
 _ZIP_DATE = (2024, 1, 1, 0, 0, 0)
 
@@ -50,14 +58,15 @@ def package_version(folder: Path) -> str:
     return version
 
 
-def iter_package_files(folder: Path) -> Iterator[tuple[Path, str]]:
+def iter_package_files(folder: Path, skipped_dirs: frozenset[str] = PIP_ONLY_DIRS | {SERVICE_DIR}
+                       ) -> Iterator[tuple[Path, str]]:
     """(file, path relative to the tentacle folder) for every shipped file, sorted; caches and the
-    pip-only top-level folders excluded."""
+    pip-only (and separately shipped) top-level folders excluded."""
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         if any(part in _SKIPPED_DIRS for part in relative.parts) or not path.is_file():
             continue
-        if len(relative.parts) > 1 and relative.parts[0] in PIP_ONLY_DIRS:
+        if len(relative.parts) > 1 and relative.parts[0] in skipped_dirs:
             continue
         if path.name.endswith(_SKIPPED_SUFFIXES):
             continue
@@ -91,6 +100,14 @@ def build_package(output_dir: Path, *, default_profile: bool = False, strategy: 
             content = mode_config.default_file_text().encode() if relative == mode_config.CONFIG_FILE \
                 else path.read_bytes()
             _write(archive, f"{tentacle_root}/{relative}", content)
+        service_folder = folder / SERVICE_DIR
+        if (service_folder / "metadata.json").is_file():
+            service_root = "/".join((ARCHIVE_ROOT, *SERVICE_TYPE_PATH, SERVICE_MODULE))
+            for path, relative in iter_package_files(service_folder, frozenset()):
+                content = path.read_bytes()
+                if relative == "metadata.json":  # one version for both tentacles: the package's
+                    content = (json.dumps({**json.loads(content), "version": version}, indent=2) + "\n").encode()
+                _write(archive, f"{service_root}/{relative}", content)
         with tempfile.TemporaryDirectory(prefix="octobot-signals-profile-") as tmp:
             for name in profile_names:
                 profile_dir = profile_zip.build_package_profile_dir(Path(tmp) / name, name=name, strategy=strategy)

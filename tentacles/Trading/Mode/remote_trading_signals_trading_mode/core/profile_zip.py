@@ -151,6 +151,8 @@ def tentacles_config() -> dict[str, Any]:
     activation: dict[str, dict[str, bool]] = {
         tentacle_type: dict.fromkeys(names, True) for tentacle_type, names in standard_activation.STANDARD_ACTIVE.items()
     }
+    for tentacle_type, names in standard_activation.OWN_ACTIVE.items():
+        activation.setdefault(tentacle_type, {}).update(dict.fromkeys(names, True))
     trading = activation.setdefault("Trading", {})
     trading.update(dict.fromkeys(standard_activation.OTHER_TRADING_MODES, False))
     trading[MODE_CLASS] = True

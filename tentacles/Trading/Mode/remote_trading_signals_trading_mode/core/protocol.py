@@ -14,19 +14,25 @@ import re
 import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-PROTOCOL_VERSION = 2  # 1 + optional fields: storefront last_q, byte-bounded history pages (X-Next-After), hub web API
+if TYPE_CHECKING:
+    from .performance import PerformanceCommand
+
+# 2: 1 + optional fields: storefront last_q, byte-bounded history pages (X-Next-After), hub web API
+# 3: 2 + performance snapshots (publish topic "p", never journaled) and GET /api/strategies/{id}/performance
+PROTOCOL_VERSION = 3
 FEED_VERSION = "1.0.0"
 WS_PATH = "/cable"
 CHANNEL_NAME = "Spree::MessageChannel"
 CHANNEL_IDENTIFIER = '{"channel":"Spree::MessageChannel"}'
 MAX_IDENTIFIER_CHARS = 1024
 CHANNEL_TYPE_SIGNALS = "t"
+TOPIC_PERFORMANCE = "p"  # a performance snapshot (core/performance.py): acked, stored, never journaled
 MAX_FRAME_BYTES = 256 * 1024
 MAX_SIGNALS = 100
 MAX_MESSAGE_ID_CHARS = 128
@@ -308,7 +314,7 @@ class PublishCommand:
     g: str | None
 
 
-ClientCommand = SubscribeCommand | PublishCommand
+ClientCommand = SubscribeCommand | PublishCommand  # parse_client_command may also return a PerformanceCommand
 
 
 def _load_json(text: str | bytes, what: str) -> Any:
@@ -356,14 +362,19 @@ def _parse_subscribe(identifier: str, raw_data: Any) -> SubscribeCommand:
     return SubscribeCommand(identifier=identifier, strategies=strategies, resume=resume)
 
 
-def _parse_publish(identifier: str, raw_data: Any) -> PublishCommand:
+def _parse_publish(identifier: str, raw_data: Any) -> PublishCommand | PerformanceCommand:
     data = _load_data(raw_data, "data")
     if not isinstance(data, dict):
         raise ProtocolError("bad_data", "data must be a JSON object")
     u = validate_message_id(data.get("u"))
     try:
-        if data.get("topic") != CHANNEL_TYPE_SIGNALS:
-            raise ProtocolError("bad_topic", f'data.topic must be "{CHANNEL_TYPE_SIGNALS}"')
+        topic = data.get("topic")
+        if topic == TOPIC_PERFORMANCE:
+            from .performance import parse_command  # the snapshot contract lives in its own module
+
+            return parse_command(identifier, data, u)
+        if topic != CHANNEL_TYPE_SIGNALS:
+            raise ProtocolError("bad_topic", f'data.topic must be "{CHANNEL_TYPE_SIGNALS}" or "{TOPIC_PERFORMANCE}"')
         feed_id = data.get("feed_id")
         if not isinstance(feed_id, str) or not feed_id:
             raise ProtocolError("bad_feed_id", "data.feed_id must be a non-empty string")
@@ -423,7 +434,7 @@ def delivery_frame_for(frame: str, identifier: str) -> str:
     return '{"identifier":' + _dump(identifier) + ',"message":' + frame[len(_DELIVERY_PREFIX):]
 
 
-def parse_client_command(text: str | bytes) -> ClientCommand:
+def parse_client_command(text: str | bytes) -> SubscribeCommand | PublishCommand | PerformanceCommand:
     """Parse one client frame. Raises ProtocolError (`fatal` for unreadable frames)."""
     check_frame_size(text)
     frame = _load_json(text, "frame")
@@ -512,7 +523,13 @@ class Nack:
     message: str
 
 
-ServerFrame = Welcome | Ping | Confirm | Reject | Delivery | Error | Ack | Nack
+@dataclass(frozen=True)
+class PerformanceAck(Ack):
+    """The hub stored a performance snapshot: the wire ack has no q (a snapshot takes no place in the signal
+    sequence), so q is 0 here; an Ack all the same, for a sender that settles rows on any ack."""
+
+
+ServerFrame = Welcome | Ping | Confirm | Reject | Delivery | Error | Ack | Nack  # Ack includes PerformanceAck
 
 
 def parse_server_frame(text: str | bytes) -> ServerFrame:
@@ -535,6 +552,8 @@ def parse_server_frame(text: str | bytes) -> ServerFrame:
         return Reject(str(frame.get("identifier")), str(frame.get("message", "")))
     if kind == "error":
         return Error(str(frame.get("message", "")))
+    if kind == "ack" and frame.get("topic") == TOPIC_PERFORMANCE:
+        return PerformanceAck(str(frame.get("u")), 0)
     if kind == "ack":
         return Ack(str(frame.get("u")), json_integer(frame.get("q"), "ack.q", 1, MAX_SEQUENCE, "bad_frame"))
     if kind == "nack":

@@ -63,6 +63,10 @@ STANDARD_ACTIVE: dict[str, tuple[str, ...]] = {
     """),
 }
 
+# This package's own tentacles besides the mode, active as OctoBot's tentacles manager activates them on
+# install: the web UI's `octobot-signals` hub account card (service/, a Services tentacle).
+OWN_ACTIVE: dict[str, tuple[str, ...]] = {"Services": ("OctoBotSignalsService",)}
+
 # Every other trading mode of OctoBot's default set: written as off, so a profile of ours never runs
 # one of them next to the copy-trading mode.
 OTHER_TRADING_MODES: tuple[str, ...] = _names("""

@@ -34,11 +34,13 @@ async def _request(method: str, url: str, token: str, what: str, **kwargs: Any) 
 
 async def create_strategy(
     base_url: str, admin_token: str, strategy_id: str, *, pairs: list[str], exchange_type: str = "spot",
-    exchange: str = "binance", name: str | None = None,
+    exchange: str = "binance", name: str | None = None, public_key: str | None = None,
 ) -> dict[str, Any]:
     """The created strategy, including its `publish_secret` (shown only this once)."""
     body = {"id": strategy_id, "name": name or strategy_id, "visibility": "public", "pairs": pairs,
             "exchange_type": exchange_type, "exchange": exchange}
+    if public_key is not None:  # the hub then refuses unsigned signals and performance snapshots
+        body["public_key"] = public_key
     return await _request("POST", f"{base_url}/api/strategies", admin_token, "create strategy", json=body)
 
 
@@ -62,3 +64,12 @@ async def all_signals(base_url: str, token: str, strategy_id: str) -> list[dict[
         result.extend(batch)
         if len(batch) < protocol.MAX_HISTORY_LIMIT:
             return result
+
+
+async def strategy_performance(base_url: str, strategy_id: str) -> dict[str, Any]:
+    """GET /api/strategies/{id}/performance (a public strategy: no token needed)."""
+    async with aiohttp.ClientSession(timeout=HTTP_TIMEOUT) as session:
+        async with session.get(f"{base_url}/api/strategies/{strategy_id}/performance") as resp:
+            if resp.status != 200:
+                raise HubRequestError("track record", resp.status, await resp.text())
+            return await resp.json()

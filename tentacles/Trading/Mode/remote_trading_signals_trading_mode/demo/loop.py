@@ -19,11 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..core import protocol
 from ..feed.bridge import install_bridge, stop_bridge
 from ..follower.sim_exchange import SimExchangeSpec, sim_exchange
+from ..hub.performance_service import PerformanceSettings
 from ..hub.server import start_hub
 from .follower_bot import FollowerBot, follower_bot
-from .hub_admin import all_signals, create_follower_token, create_strategy
+from .hub_admin import all_signals, create_follower_token, create_strategy, strategy_performance
 from .leader_mode import ScriptedGridTradingMode
 from .orders_view import OrderTracker, order_contents
 from .report import follower_json, latency_json, leader_orders, portfolio_json
@@ -38,6 +40,9 @@ PRICE_PATH = [Decimal(p) for p in ("20000", "20100", "19950", "19900", "20000", 
 STEP_SETTLE_TIMEOUT_S = 5.0  # per tick: leader bundle acked and applied by every follower
 FINAL_SETTLE_TIMEOUT_S = 15.0
 MAX_FOLLOWERS = 20
+# the demo lasts seconds, not weeks: its hub takes a snapshot per second and the leader reports every few
+DEMO_SNAPSHOT_INTERVAL_S = 1.0
+DEMO_REPORT_EVERY_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,13 @@ class DemoRun:
 
     async def _run(self, tmp: Path, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
         admin_token = secrets.token_urlsafe(32)
-        hub = await start_hub("127.0.0.1", 0, tmp / "hub", admin_token=admin_token)
+        hub = await start_hub("127.0.0.1", 0, tmp / "hub", admin_token=admin_token,
+                              performance=PerformanceSettings(min_interval_s=DEMO_SNAPSHOT_INTERVAL_S))
         stack.push_async_callback(hub.stop)
         self.hub_url = hub.base_url
+        signing_key, public_key = protocol.generate_keypair()  # signals and snapshots signed: the page says so
         strategy = await create_strategy(hub.base_url, admin_token, STRATEGY_ID, pairs=[SYMBOL],
-                                         name="Demo scripted grid")
+                                         name="Demo scripted grid", public_key=public_key)
         tokens = [await create_follower_token(hub.base_url, admin_token, STRATEGY_ID)
                   for _ in range(self.follower_count)]
         self.reader_token = tokens[0]
@@ -114,9 +121,13 @@ class DemoRun:
         stack.push_async_callback(leader_mode.stop)
         # the product's publishing path: octobot-trading -> Authenticator.send -> bridge -> outbox -> hub
         bridge = install_bridge(hub_url=hub.base_url, data_dir=tmp / "leader", publish_secret=strategy["publish_secret"],
-                                publish_strategy=STRATEGY_ID)
+                                publish_strategy=STRATEGY_ID, private_key_b64=signing_key)
         stack.push_async_callback(stop_bridge)
         bridge.attach_exchange_manager(leader_sim.exchange_manager)
+        # the leader's track record: the bridge started its performance reporter; the demo only speeds it up
+        if bridge.performance_reporter is not None:
+            bridge.performance_reporter.tune(interval_s=DEMO_REPORT_EVERY_S, poll_s=0.5, min_gap_s=1.0,
+                                             pace_s=DEMO_SNAPSHOT_INTERVAL_S)
         leader_tracker = OrderTracker(leader_sim.exchange_manager)
         self.log("leader", f"ScriptedGridTradingMode on a simulated exchange holding {_holdings(leader_start)}")
 
@@ -152,6 +163,7 @@ class DemoRun:
                 bot.tracker.mark_reported()
 
         await self._settle(bridge, FINAL_SETTLE_TIMEOUT_S)
+        track = await self._track_record(bridge)
         last_q = int(self.journal[-1]["q"]) if self.journal else 0
         leader_tracker.snapshot()
         summary = {
@@ -161,8 +173,25 @@ class DemoRun:
                        "orders": leader_orders(self.journal, leader_tracker)},
             "followers": [follower_json(bot, STRATEGY_ID) for bot in self.bots],
             "latency_ms": latency_json(self.bots),
+            "track_record": track,
         }
         return summary
+
+    async def _track_record(self, bridge: Any) -> dict[str, Any]:
+        """The leader's last snapshot acked, then the hub's figures (what the strategy page shows)."""
+        reporter = bridge.performance_reporter
+        if reporter is not None and await reporter.report_now() is not None:
+            await reporter.flush(STEP_SETTLE_TIMEOUT_S)
+        body = await strategy_performance(self.hub_url, STRATEGY_ID)
+        figures = body["figures"]
+        def pct(text: str | None) -> str:
+            return "—" if text is None else f"{Decimal(text) * 100:+.2f} %"
+
+        self.log("hub", f"track record: {body['points']} reports ({body['signed']} signed), ROI since the first "
+                        f"{pct(figures['roi_all'])}, max drawdown {pct(figures['max_drawdown'])}, "
+                        f"{figures['fills']} fills, {figures['copiers']} copiers: {self.page_url}")
+        return {"points": body["points"], "signed": body["signed"], "roi_all": figures["roi_all"],
+                "max_drawdown": figures["max_drawdown"], "fills": figures["fills"], "copiers": figures["copiers"]}
 
     def _report_fills(self, who: str, tracker: OrderTracker) -> None:
         for line in tracker.changes():

@@ -33,19 +33,23 @@ import octobot_commons.enums as commons_enums
 import octobot_commons.singleton as singleton
 
 from ..core.decimal_util import plain
+from . import performance_reporter  # the publishing bot's track record (issue 20): hooks below
 from .follower_client import FollowerClient
 from .outbox import Outbox
+from .publish_card import (  # noqa: F401 - re-exported: the environment's names
+    DEFAULT_DATA_DIR,
+    ENV_DATA_DIR,
+    ENV_HUB_URL,
+    ENV_PUBLISH_SECRET,
+    ENV_PUBLISH_STRATEGY,
+    ENV_SIGNING_KEY,
+)
 from .publisher_client import PublisherClient
 from .signal_normalizer import normalize_bundle, raw_quantity
 from .state_store import FollowerState
 
-ENV_HUB_URL = "OCTOBOT_SIGNALS_HUB_URL"
-ENV_PUBLISH_SECRET = "OCTOBOT_SIGNALS_PUBLISH_SECRET"
-ENV_PUBLISH_STRATEGY = "OCTOBOT_SIGNALS_PUBLISH_STRATEGY"
-ENV_SIGNING_KEY = "OCTOBOT_SIGNALS_SIGNING_KEY"
-ENV_DATA_DIR = "OCTOBOT_SIGNALS_DATA_DIR"
+# the publishing variables are defined with the web UI card they override (publish_card)
 ENV_FOLLOWER_TOKEN = "OCTOBOT_SIGNALS_FOLLOWER_TOKEN"  # optional: follow from an unmodified bot too
-DEFAULT_DATA_DIR = os.path.join("user", "octobot_signals")  # relative to the bot's folder (its cwd)
 SHARE_DECIMALS = Decimal("1e-8")
 
 FeedCallback = Callable[[dict[str, Any]], Awaitable[Any]]
@@ -82,6 +86,7 @@ class FeedAuthenticator(authentication.Authenticator):
         self._callbacks: dict[str, list[FeedCallback]] = {}
         self._exchange_managers: list[Any] = []
         self._retired: list[FollowerClient | PublisherClient] = []
+        self.performance_reporter: Any = None  # performance_reporter.PerformanceReporter, with the publisher
 
     # ------------------------------------------------------------------ configuration
 
@@ -129,6 +134,7 @@ class FeedAuthenticator(authentication.Authenticator):
                 )
                 self._publisher_key = key2
                 self.publish_strategy = publish_strategy
+            performance_reporter.configure_for(self)
 
     def claim_strategy(self, strategy_id: str) -> None:
         """Follow this strategy through our hub even while a cloud authenticator is logged in."""
@@ -138,6 +144,7 @@ class FeedAuthenticator(authentication.Authenticator):
         """The publishing bot's exchange: used to express edited quantities as portfolio shares."""
         if exchange_manager not in self._exchange_managers:
             self._exchange_managers.append(exchange_manager)
+        performance_reporter.ensure_running(self)
 
     def detach_exchange_manager(self, exchange_manager: Any) -> None:
         if exchange_manager in self._exchange_managers:
@@ -214,6 +221,7 @@ class FeedAuthenticator(authentication.Authenticator):
             bundle = await self.normalize(message)
             await self._stop_retired()
             await self.publisher.start()
+            performance_reporter.nudge(self)  # a signal: a fill may follow, and the reporter needs the loop
             u = await self.publisher.publish(bundle)
             logger.info("signal bundle for %s queued for the hub (u=%s, %d signals)", identifier, u,
                         len(bundle.get("signals", [])))
@@ -350,6 +358,7 @@ class FeedAuthenticator(authentication.Authenticator):
             return await self.fallback.update_positions(positions_by_exchange)
 
     async def update_portfolio(self, *args: Any, **kwargs: Any) -> Any:
+        performance_reporter.nudge(self)  # octobot-trading's portfolio storage: the portfolio just changed
         if self.fallback is not None:
             return await self.fallback.update_portfolio(*args, **kwargs)
 
@@ -363,6 +372,7 @@ class FeedAuthenticator(authentication.Authenticator):
     # ------------------------------------------------------------------ lifecycle
 
     async def stop(self) -> None:
+        await performance_reporter.stop_for(self)
         await self._stop_retired()
         for client in (self.follower, self.publisher):
             if client is not None:

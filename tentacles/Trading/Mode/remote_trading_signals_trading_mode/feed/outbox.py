@@ -89,15 +89,22 @@ class Outbox:
             )
         return message_id
 
-    def pending(self, limit: int = 100) -> list[OutboxItem]:
-        """Oldest first: the order bundles were enqueued in."""
+    def pending(self, limit: int = 100, strategy_id: str | None = None) -> list[OutboxItem]:
+        """Oldest first: the order bundles were enqueued in (of one strategy when given)."""
+        where, args = self._pending_filter(strategy_id)
         with self._lock:
             rows = self._conn.execute(
                 "SELECT seq, u, strategy_id, bundle, d, state, q, reason FROM outbox"
-                " WHERE state = ? ORDER BY seq LIMIT ?",
-                (PENDING, int(limit)),
+                f" WHERE {where} ORDER BY seq LIMIT ?",
+                (*args, int(limit)),
             ).fetchall()
         return [self._item(row) for row in rows]
+
+    @staticmethod
+    def _pending_filter(strategy_id: str | None) -> tuple[str, tuple[str, ...]]:
+        if strategy_id is None:
+            return "state = ?", (PENDING,)
+        return "state = ? AND strategy_id = ?", (PENDING, strategy_id)
 
     def get(self, u: str) -> OutboxItem | None:
         with self._lock:
@@ -119,10 +126,20 @@ class Outbox:
                 (REJECTED, reason[:1000], time.time(), u, PENDING),
             )
 
-    def count_pending(self) -> int:
+    def count_pending(self, strategy_id: str | None = None) -> int:
+        where, args = self._pending_filter(strategy_id)
         with self._lock:
-            row = self._conn.execute("SELECT count(*) FROM outbox WHERE state = ?", (PENDING,)).fetchone()
+            row = self._conn.execute(f"SELECT count(*) FROM outbox WHERE {where}", args).fetchone()
         return int(row[0])
+
+    def pending_by_strategy(self) -> dict[str, int]:
+        """Pending bundles per strategy id (a bot whose publishing settings changed may hold several)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT strategy_id, count(*) FROM outbox WHERE state = ? GROUP BY strategy_id ORDER BY strategy_id",
+                (PENDING,),
+            ).fetchall()
+        return {strategy_id: int(count) for strategy_id, count in rows}
 
     def count(self, state: str) -> int:
         with self._lock:
@@ -155,8 +172,8 @@ class Outbox:
     ) -> str:
         return await self._run(self.enqueue, strategy_id, bundle, u, d)
 
-    async def apending(self, limit: int = 100) -> list[OutboxItem]:
-        return await self._run(self.pending, limit)
+    async def apending(self, limit: int = 100, strategy_id: str | None = None) -> list[OutboxItem]:
+        return await self._run(self.pending, limit, strategy_id)
 
     async def amark_acked(self, u: str, q: int) -> None:
         await self._run(self.mark_acked, u, q)
@@ -164,8 +181,11 @@ class Outbox:
     async def amark_rejected(self, u: str, reason: str) -> None:
         await self._run(self.mark_rejected, u, reason)
 
-    async def acount_pending(self) -> int:
-        return await self._run(self.count_pending)
+    async def acount_pending(self, strategy_id: str | None = None) -> int:
+        return await self._run(self.count_pending, strategy_id)
+
+    async def apending_by_strategy(self) -> dict[str, int]:
+        return await self._run(self.pending_by_strategy)
 
     # ------------------------------------------------------------------ helpers
 

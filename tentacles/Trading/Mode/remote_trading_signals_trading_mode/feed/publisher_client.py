@@ -15,6 +15,10 @@ the hub's dedup on `u` turns at-least-once sending into exactly-once journaling.
   (ReconnectBackoff: the wait follows the outage, so a restarted hub gets the pending rows within
   about a second; an HTTP 4xx refusal or a rate_limited nack slows the retries down instead).
 
+Only this strategy's rows are sent: an outbox written while the bot published to another strategy
+keeps that strategy's rows pending (the hub would refuse them on this stream) until a publisher of
+that strategy runs again.
+
 The stream id sent as `feed_id` is read once from
 `GET /api/v2/storefront/feeds/id/{strategy}`, which the hub also serves to the strategy's
 own publish secret.
@@ -148,7 +152,7 @@ class PublisherClient:
         deadline = loop.time() + timeout
         while True:
             self._changed.clear()
-            if await self.outbox.acount_pending() == 0:
+            if await self.outbox.acount_pending(self.strategy_id) == 0:
                 return True
             remaining = deadline - loop.time()
             if remaining <= 0:
@@ -179,9 +183,9 @@ class PublisherClient:
         while not self._stopping:
             # Connect only when there is something to send: an idle publisher holds no socket.
             await self._wake.wait()
-            if await self.outbox.acount_pending() == 0:
+            if await self.outbox.acount_pending(self.strategy_id) == 0:
                 self._wake.clear()
-                if await self.outbox.acount_pending() == 0:
+                if await self.outbox.acount_pending(self.strategy_id) == 0:
                     continue
             # on self, not a return value: a lost link raises, and must not hide the rows it had settled
             link = self._link = LinkOutcome()
@@ -220,7 +224,8 @@ class PublisherClient:
             url, headers=self._auth(), timeout=aiohttp.ClientTimeout(total=self.request_timeout)
         ) as resp:
             if resp.status in (401, 403, 404):
-                raise PublishRefused(f"stream id lookup refused: HTTP {resp.status} (check secret and strategy)")
+                raise PublishRefused(f"stream id lookup refused: HTTP {resp.status} (check the publish secret and "
+                                     "the strategy id: OctoBot's octobot-signals card or OCTOBOT_SIGNALS_*)")
             if resp.status != 200:
                 raise aiohttp.ClientResponseError(resp.request_info, (), status=resp.status)
             body = await resp.json()
@@ -260,10 +265,10 @@ class PublisherClient:
             self._link.welcomed_at = loop.time()
             self.connected = True
             while not self._stopping:
-                items = await self.outbox.apending(50)
+                items = await self.outbox.apending(50, self.strategy_id)
                 if not items:
                     self._wake.clear()
-                    if await self.outbox.acount_pending():
+                    if await self.outbox.acount_pending(self.strategy_id):
                         continue
                     # Idle: keep the link while bundles may come, drop it when the link dies.
                     wake = asyncio.ensure_future(self._wake.wait())
@@ -281,15 +286,19 @@ class PublisherClient:
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    async def _send_one(self, ws: aiohttp.ClientWebSocketResponse, item: OutboxItem, reader: asyncio.Task[None]) -> bool:
-        """Send one row and settle it. Raises on a lost link / timeout (the caller reconnects)."""
+    def _frame(self, item: OutboxItem) -> str:
+        """The publish command of one row, signed when a key is set (performance_publisher sends snapshots)."""
         assert self.feed_id is not None
         g = (
             protocol.sign_message(self._private_key, item.d, self.strategy_id, item.bundle, item.u)
             if self._private_key is not None
             else None
         )
-        frame = protocol.build_publish_command(self.feed_id, item.bundle, item.u, item.d, g)
+        return protocol.build_publish_command(self.feed_id, item.bundle, item.u, item.d, g)
+
+    async def _send_one(self, ws: aiohttp.ClientWebSocketResponse, item: OutboxItem, reader: asyncio.Task[None]) -> bool:
+        """Send one row and settle it. Raises on a lost link / timeout (the caller reconnects)."""
+        frame = self._frame(item)
         future: asyncio.Future[protocol.Ack | protocol.Nack] = asyncio.get_running_loop().create_future()
         self._waiting[item.u] = future
         try:

@@ -19,6 +19,7 @@ from .api import MAX_BODY_BYTES, add_routes, error_middleware
 from .auth import Authenticator, hash_secret, new_secret
 from .limits import Limits, LimitSettings
 from .mqtt_runtime import MqttRuntime, MqttSettings, start_mqtt
+from .performance_service import PERFORMANCE_KEY, PerformanceService, PerformanceSettings
 from .state import STATE_KEY, HubState
 from .store import AsyncStore
 from .web.app import page_middleware, setup_web
@@ -100,6 +101,7 @@ async def start_hub(
     mqtt: MqttSettings | None = None,
     limits: LimitSettings | None = None,
     store_url: str | None = None,
+    performance: PerformanceSettings | None = None,
 ) -> HubHandle:
     """Start a hub on host:port (port 0 = ephemeral) with its state in data_dir.
 
@@ -109,6 +111,7 @@ async def start_hub(
     limits: connections per follower token, publishes per strategy per minute, failed auths per address.
     store_url: a postgresql:// URL: the state lives there, shared with other hub replicas (default: the
     SQLite file in data_dir, which still holds web.key either way).
+    performance: how often a strategy may report a performance snapshot (default: once per 10 s).
     """
     if signup not in SIGNUP_MODES:
         raise ValueError(f"signup must be one of {SIGNUP_MODES}, got {signup!r}")
@@ -127,7 +130,11 @@ async def start_hub(
         # page_middleware inside error_middleware: pages answer HTML, the API keeps its JSON errors.
         app = web.Application(middlewares=[error_middleware, page_middleware], client_max_size=MAX_BODY_BYTES)
         app[STATE_KEY] = state
+        app[PERFORMANCE_KEY] = PerformanceService(performance or PerformanceSettings())
         add_routes(app)
+        from .api_performance import add_performance_routes  # GET /api/strategies/{id}/performance
+
+        add_performance_routes(app)
         if mqtt is not None:
             mqtt_runtime = await start_mqtt(app, state, mqtt)
         if store.shared:  # after the MQTT egress's fan-out: the cross-replica one feeds it too

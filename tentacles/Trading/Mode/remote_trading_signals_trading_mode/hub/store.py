@@ -1,4 +1,4 @@
-"""The hub's durable state: strategies, tokens, capabilities, the web front's and MQTT tables, the journal.
+"""The hub's durable state: strategies, tokens, capabilities, the web front's, MQTT and track-record tables, the journal.
 
 One interface (`StoreTables`, synchronous), two implementations: `SqliteStore` here (the embedded
 default, one file in --data) and `store_pg.PgStore` (`--store postgresql://...`, several hub replicas
@@ -23,6 +23,7 @@ from typing import Any, Protocol, TypeVar
 
 from ..core import protocol
 from .mqtt_tables import MqttTables
+from .performance_tables import PerformanceTables
 from .web.tables import WebTables
 
 DB_FILE = "hub.sqlite3"
@@ -168,7 +169,7 @@ class DuplicateStrategy(Exception):
     pass
 
 
-class StoreTables(WebTables, MqttTables):
+class StoreTables(WebTables, MqttTables, PerformanceTables):
     """The store's synchronous interface, shared by both implementations: SqliteStore (below) and
     store_pg.PgStore, whose `_db` speaks this SQL to PostgreSQL. Call only from the AsyncStore thread."""
 
@@ -329,6 +330,7 @@ class SqliteStore(StoreTables):
         self._db.executescript(_SCHEMA)
         self.migrate_web()  # the web front's tables and columns (additive)
         self.migrate_mqtt()  # the MQTT egress position and follower usernames (additive)
+        self.migrate_performance()  # the track records' snapshots and trades (additive)
 
     def append(self, strategy_id: str, u: str, d: int | float, s: dict[str, Any], g: str | None) -> AppendResult:
         # One IMMEDIATE transaction: the existing-u check and the next q are read under the

@@ -29,6 +29,7 @@ import json
 from typing import Any
 
 from ..core import protocol
+from .performance_tables import HEAD_COLUMNS, PG_PERFORMANCE_SCHEMA, PerformanceHead, head_from_row
 from .store import HISTORY_PAGE_MAX_BYTES as _PAGE_BYTES
 from .store import AppendResult, HistoryPage, JournalEntry, StoreTables, Strategy, _feed_message_json
 from .store_pg_conn import PgConnection
@@ -162,6 +163,7 @@ class PgStore(StoreTables):
             self._db.execute("BEGIN")
             self._db.pg("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK_KEY,))
             self._db.executescript(PG_SCHEMA)
+            self._db.executescript(PG_PERFORMANCE_SCHEMA)
 
     def _notify_control(self, what: str) -> None:
         # inside a transaction the notification leaves at COMMIT; outside, at once (after the change committed)
@@ -282,6 +284,14 @@ class PgStore(StoreTables):
             revoked = {r[0] for r in self._db.pg(
                 "SELECT token_id FROM follower_tokens WHERE revoked<>0 AND token_id = ANY(%s)", (live_token_ids,))}
         return strategies, hashes, revoked
+
+    def _perf_lock_head(self, strategy_id: str) -> PerformanceHead:
+        # the strategy's own head row, locked FOR UPDATE (as the journal's): not the one lock standing for
+        # SQLite's database write lock, so replicas storing snapshots of different strategies never wait
+        self._db.execute("BEGIN")
+        self._db.pg("INSERT INTO performance_heads(strategy_id) VALUES(%s) ON CONFLICT DO NOTHING", (strategy_id,))
+        return head_from_row(self._db.pg(f"SELECT {HEAD_COLUMNS} FROM performance_heads WHERE strategy_id=%s FOR UPDATE",
+                                 (strategy_id,)).fetchone())
 
     # -- statements whose SQLite spelling means something else here
     def account_by_username(self, username: str) -> Account | None:

@@ -13,6 +13,7 @@ from ..core import protocol
 from .auth import Principal, bearer_token
 from .fanout import Outbox
 from .limits import MIN_SEND_QUEUE_BYTES, seconds_text
+from .performance_service import performance_service
 from .state import STATE_KEY, HubState
 from .store import HistoryPage
 
@@ -212,8 +213,10 @@ class FeedConnection:
             return
         if isinstance(command, protocol.SubscribeCommand):
             await self._subscribe(command)
-        else:
+        elif isinstance(command, protocol.PublishCommand):
             await self._publish(command)
+        else:  # a performance snapshot (topic "p"): stored beside the journal, never fanned out
+            self.send_nowait(await performance_service(self.request.app).receive(self, command))
 
     # ----------------------------------------------------------------- subscribe
     async def _subscribe(self, command: protocol.SubscribeCommand) -> None:

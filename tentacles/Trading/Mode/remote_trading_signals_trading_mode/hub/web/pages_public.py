@@ -9,10 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
+from ..performance_service import performance_service
 from ..store import Strategy
 from .chart import DAY_S, signals_per_day_svg
 from .context import PageError, hub, may_view, render, viewer, visitor_links
+from .strategy_ranking import MIN_DAYS, SORTS, keep, parse_query, rank
 from .tables import StrategyDetails
+from .track_record_view import row_figures, track_view
 
 LATEST_SIGNALS = 25
 CHART_DAYS = 30
@@ -66,23 +69,31 @@ def signal_rows(entries: list[tuple[int, Any, dict[str, Any], float]]) -> list[d
 async def index(request: web.Request) -> web.Response:
     state = hub(request)
     current = viewer(request)
+    query = parse_query(request)
     invited, subscribed = await visitor_links(request)
 
-    def read(db: Any) -> tuple[dict[str, StrategyDetails], dict[str, Any], dict[str, str]]:
+    def read(db: Any) -> tuple[dict[str, StrategyDetails], dict[str, Any], dict[str, str], dict[str, float]]:
         owners = {a.account_id: a.username for a in db.list_accounts()}
-        return db.load_strategy_details(), db.all_strategy_stats(), owners
+        return db.load_strategy_details(), db.all_strategy_stats(), owners, db.strategy_created_at()
 
-    details, stats, owners = await state.store.run(read)
+    details, stats, owners, created = await state.store.run(read)
+    records = await performance_service(request.app).records(state)
     cards = []
-    for strategy in sorted(state.strategies.values(), key=lambda s: s.name.lower()):
+    for strategy in state.strategies.values():
         info = details.get(strategy.id, StrategyDetails(None, "", False))
         if info.archived or not may_view(current, strategy, info, invited, subscribed):
+            continue
+        record = records.get(strategy.id)
+        if not keep(query, record):
             continue
         cards.append({"strategy": strategy, "details": info, "stats": stats.get(strategy.id),
                       "owner": owners.get(info.owner_id or "", "the operator"),
                       "subscribed": strategy.id in subscribed,
-                      "last": when(stats[strategy.id].last_at) if strategy.id in stats else "never"})
-    return render(request, "index.html", {"cards": cards})
+                      "last": when(stats[strategy.id].last_at) if strategy.id in stats else "never",
+                      "record": record, "copiers": stats[strategy.id].followers if strategy.id in stats else 0,
+                      "created_at": created.get(strategy.id, 0.0), "figures": row_figures(record)})
+    return render(request, "index.html", {"cards": rank(cards, query), "query": query, "sorts": SORTS,
+                                          "min_days_choices": MIN_DAYS})
 
 
 def strategy_not_found() -> PageError:
@@ -141,6 +152,8 @@ async def strategy_context(request: web.Request, strategy: Strategy) -> dict[str
         "rows": signal_rows(data["latest"]),
         "first_at": when(data["stats"].first_at),
         "last_at": when(data["stats"].last_at),
+        "track": track_view(await performance_service(request.app).record(state, strategy.id),
+                            data["stats"].followers, time.time(), key_fingerprint(strategy.public_key)),
     }
 
 
