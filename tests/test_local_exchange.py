@@ -349,7 +349,7 @@ async def test_child_process_with_state_file(tmp_path: Path) -> None:
     config.write_text(json.dumps({"accounts": [{"name": "leader", "balances": {"usdt": 1000}}],
                                   "markets": {"btc-usdt": {"price": 20000}}, "history": {"hours": 24}}))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.local_exchange", "--port", "0", "--config", str(config),
+        [sys.executable, "-m", "octobot_signals.local_exchange", "--port", "0", "--config", str(config),
          "--state-file", str(state_file)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": ""},
     )

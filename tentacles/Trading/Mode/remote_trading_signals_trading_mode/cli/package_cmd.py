@@ -6,7 +6,7 @@ or `reference_tentacles/profiles/...`, everything else is ignored):
         mode, the subpackages it imports (core/, feed/, follower/: the tentacles manager copies a
         tentacle folder recursively, so they are kept on install), config/, resources/ and the
         tentacle's tests/ (they replace the stock mode's files of the same folder, see cli/doctor.py).
-        hub/, cli/ and demo/ stay in the pip-installed project: a bot never imports them.
+        hub/, cli/, demo/ and local_exchange/ stay in the pip-installed project: a bot never imports them.
     reference_tentacles/Services/Services_bases/octobot_signals_service/    the hub account card of
         OctoBot's web UI (Accounts -> Interfaces), from service/: a second tentacle with its own
         metadata.json (OctoBot lists a Services tentacle's class under "Add a new interface"; it needs
@@ -33,7 +33,7 @@ ARCHIVE_ROOT = "reference_tentacles"
 _SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
 # the strategy hub, the command line and the demo/benchmarks: pip-side tools, never imported by a bot
-PIP_ONLY_DIRS = frozenset({"hub", "cli", "demo"})
+PIP_ONLY_DIRS = frozenset({"hub", "cli", "demo", "local_exchange"})
 # the Services tentacle (the web UI's hub account card): shipped as its own tentacle folder, not in the mode's
 SERVICE_DIR = "service"
 SERVICE_TYPE_PATH = ("Services", "Services_bases")

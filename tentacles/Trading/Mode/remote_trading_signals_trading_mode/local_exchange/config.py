@@ -1,6 +1,6 @@
 """What a local exchange starts with: markets, fee tiers, accounts and the seeded history.
 
-Built from a plain dict (the `--config` JSON file of `python -m tests.local_exchange`, or
+Built from a plain dict (the `--config` JSON file of `python -m octobot_signals.local_exchange`, or
 `ExchangeConfig.from_dict` in-process); every field has a default so `{}` gives a usable
 exchange with btc-usdt and eth-usdt.
 """

@@ -1,6 +1,6 @@
 """Run the local exchange as a child process (the live tests run it next to real OctoBot bots).
 
-    python -m tests.local_exchange --port 0 --config exchange.json --state-file state.json
+    python -m octobot_signals.local_exchange --port 0 --config exchange.json --state-file state.json
 
 When it listens it prints one JSON line `{"url": ..., "port": ..., "pid": ...}` on stdout and
 writes the state file (atomically, mode 0600): url, port, pid, markets, and every account with
@@ -33,7 +33,7 @@ def write_state(path: Path, state: dict[str, Any]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.local_exchange", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m octobot_signals.local_exchange", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, help="JSON config (markets, tiers, accounts, seed, history)")
     parser.add_argument("--port", type=int, help="TCP port on 127.0.0.1 (0: any free port)")
     parser.add_argument("--state-file", type=Path, help="where to write url, port and accounts once listening")
