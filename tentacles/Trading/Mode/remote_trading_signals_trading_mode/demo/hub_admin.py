@@ -73,3 +73,9 @@ async def strategy_performance(base_url: str, strategy_id: str) -> dict[str, Any
             if resp.status != 200:
                 raise HubRequestError("track record", resp.status, await resp.text())
             return await resp.json()
+
+
+async def profile_link(base_url: str, token: str, strategy_id: str) -> str:
+    """A follower's personal profile link (15 minutes, bound to its token): what OctoBot's importer downloads."""
+    body = await _request("POST", f"{base_url}/api/strategies/{strategy_id}/profile-link", token, "profile link")
+    return str(body["url"])
