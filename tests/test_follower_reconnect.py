@@ -3,7 +3,7 @@ hub process SIGKILLed and restarted several times in a row, after which the foll
 with their default 30 s cap) must be back within RESUME_BOUND_S.
 
 The policy figures asserted here (outages of a few seconds cost about a second, a long outage stays paced, a herd
-stays spread) are the ones the module doc and the README quote."""
+stays spread) are the ones the module doc and docs/chaos-run.md quote."""
 from __future__ import annotations
 
 import asyncio

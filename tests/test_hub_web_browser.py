@@ -9,7 +9,8 @@ Journeys, each on its own hub on 127.0.0.1:
 - refusals: a `<script>` name renders as text, forms without / with a wrong CSRF token are refused, a private
   strategy and another author's edit form stay closed, brute-force login is throttled.
 
-Each journey saves one screenshot under docs/screenshots/ (the README shows them), so they never go stale.
+Each journey saves one screenshot under docs/screenshots/ (docs/running-a-hub.md shows them), so they never go
+stale.
 """
 from __future__ import annotations
 

@@ -43,10 +43,10 @@ START = 1704067200  # 2024-01-01 00:00 UTC
 HOUR = 3600
 
 
-def readme_settings() -> list[str]:
-    """The keys of README's "Mode settings" table: the page must show each of them."""
-    text = (support.REPO / "README.md").read_text(encoding="utf-8")
-    section = text.split("## Mode settings", 1)[1].split("\n## ", 1)[0]
+def documented_settings() -> list[str]:
+    """The keys of the "Mode settings" guide's table (docs/mode-settings.md): the page must show each of them."""
+    text = (support.REPO / "docs" / "mode-settings.md").read_text(encoding="utf-8")
+    section = text.split("# Mode settings", 1)[1].split("\n## ", 1)[0]
     return re.findall(r"^\| `([a-z_]+)` \|", section, flags=re.MULTILINE)
 
 
@@ -240,7 +240,7 @@ async def _journey(venv: Path, work: Path, titles: dict[str, str]) -> browser_su
                 await page.locator('[data-schemapath="root.trading_strategy"] input').wait_for(timeout=15000)
                 assert "is missing in configuration file" not in await page.locator("body").inner_text()
                 shown = []
-                for key in readme_settings():
+                for key in documented_settings():
                     row = page.locator(f'[data-schemapath="root.{key}"]')
                     label = (await row.locator("label").first.inner_text()).strip()
                     assert label == titles[key], (key, label)

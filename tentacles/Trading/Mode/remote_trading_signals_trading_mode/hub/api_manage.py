@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from ..core import protocol
-from .api import ApiError, _admin, _json_body, _state, _strategy, parse_strategy_body
+from .api_common import ApiError, _admin, _json_body, _state, _strategy, parse_strategy_body
 from .auth import hash_secret, new_secret
 from .state import HubState
 from .store import Strategy

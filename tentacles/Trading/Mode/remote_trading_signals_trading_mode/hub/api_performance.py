@@ -14,7 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from ..core.decimal_util import plain
-from .api import _principal, _state, unknown_strategy
+from .api_common import _principal, _state, unknown_strategy
 from .auth import bearer_token
 from .performance_service import StrategyRecord, performance_service
 from .store import Strategy

@@ -11,7 +11,7 @@ from aiohttp import web
 
 # _principal: the check every API route makes (failed-auth limiter per address, then the token); one
 # copy of it, so that this route can never drift from the others again.
-from .api import ApiError, _principal
+from .api_common import ApiError, _principal
 from .mosquitto_config import PASSWORD_ENV, MosquittoAclSync, hub_password
 from .mqtt_egress import TOPIC_PREFIX, BrokerAddress, EgressSettings, MqttEgress, NotifyingFanout
 from .state import STATE_KEY, HubState

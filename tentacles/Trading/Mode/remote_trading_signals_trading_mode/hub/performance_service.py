@@ -23,8 +23,7 @@ from .performance_tables import PerformanceHead
 from .track_record import TrackRecord, compute
 
 if TYPE_CHECKING:
-    from .state import HubState
-    from .ws import FeedConnection
+    from .state import HubState, LiveConnection
 
 logger = logging.getLogger("octobot_signals.hub.performance")
 
@@ -62,7 +61,7 @@ class PerformanceService:
     _last_accepted: dict[str, tuple[float, str]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ receiving
-    async def receive(self, connection: FeedConnection, command: performance.PerformanceCommand) -> str:
+    async def receive(self, connection: LiveConnection, command: performance.PerformanceCommand) -> str:
         """The ack or nack frame for one snapshot command."""
         u = command.u
         try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from aiohttp import web
 
@@ -12,8 +12,16 @@ from .fanout import LocalFanout
 from .limits import Limits
 from .store import AsyncStore, Strategy
 
-if TYPE_CHECKING:
-    from .ws import FeedConnection
+
+class LiveConnection(Protocol):
+    """What the hub's modules use of a live `/cable` connection (ws.FeedConnection), so that they need not
+    import the WebSocket endpoint: who it is, its upgrade request, its hub, and closing it."""
+
+    principal: Principal
+    request: web.Request
+    state: HubState
+
+    def close_soon(self, code: int, reason: str) -> None: ...
 
 
 @dataclass
@@ -25,7 +33,7 @@ class HubState:
     queue_size: int = 1000  # per-connection outgoing frames before a slow follower is dropped
     # The hub is the only writer of strategies, so an in-memory copy stays exact.
     strategies: dict[str, Strategy] = field(default_factory=dict)
-    connections: set[FeedConnection] = field(default_factory=set)
+    connections: set[LiveConnection] = field(default_factory=set)
     limits: Limits = field(default_factory=Limits)
     _publish_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 

@@ -30,9 +30,9 @@ from typing import Any
 
 from ..core import protocol
 from .performance_tables import HEAD_COLUMNS, PG_PERFORMANCE_SCHEMA, PerformanceHead, head_from_row
-from .store import HISTORY_PAGE_MAX_BYTES as _PAGE_BYTES
-from .store import AppendResult, HistoryPage, JournalEntry, StoreTables, Strategy, _feed_message_json
 from .store_pg_conn import PgConnection
+from .store_tables import HISTORY_PAGE_MAX_BYTES as _PAGE_BYTES
+from .store_tables import AppendResult, HistoryPage, JournalEntry, StoreTables, Strategy, _feed_message_json
 from .web.tables import Account
 
 JOURNAL_CHANNEL = "osig_journal"

@@ -10,6 +10,7 @@ import time
 from aiohttp import WSMsgType, web
 
 from ..core import protocol
+from .api_common import json_error
 from .auth import Principal, bearer_token
 from .fanout import Outbox
 from .limits import MIN_SEND_QUEUE_BYTES, seconds_text
@@ -362,8 +363,6 @@ class FeedConnection:
 
 
 async def cable_handler(request: web.Request) -> web.StreamResponse:
-    from .api import json_error  # local import: api imports nothing from here
-
     state: HubState = request.app[STATE_KEY]
     limits = state.limits
     address = request.remote or "unknown"

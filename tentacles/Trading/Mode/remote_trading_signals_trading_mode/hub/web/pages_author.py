@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..api import ApiError, parse_strategy_body
+from ..api_common import ApiError, parse_strategy_body
 from ..api_manage import archive_strategy, check_description, rotate_publish_secret, update_strategy
 from ..auth import hash_secret, new_secret
 from ..store import DuplicateStrategy, Strategy

@@ -8,7 +8,8 @@ import time
 from aiohttp import web
 
 from ...core.profile_zip import build_profile_zip
-from ..api import PROFILE_LINK_TTL_S, profile_name, profile_spec
+from ..api import PROFILE_LINK_TTL_S
+from ..api_common import profile_name, profile_spec
 from ..api_manage import close_followers
 from ..auth import hash_secret, new_capability, new_secret
 from ..store import Capability, Strategy
