@@ -1,6 +1,7 @@
-"""`octobot-signals bench [--json] [--mode-cpu [--stock-zip PATH]]`: signal -> order latency, hub fan-out,
-catch-up, hub memory, and optionally the mode's CPU per bundle type with and without a long order map
-history, beside the stock mode's."""
+"""`octobot-signals bench [--json] [--mode-cpu [--stock-zip PATH]] [--octobot PATH]`: signal -> order latency, hub
+fan-out, catch-up, hub memory, optionally the mode's CPU per bundle type with and without a long order map
+history beside the stock mode's, and optionally our follower bot beside the stock follower bot, live in real
+OctoBots."""
 from __future__ import annotations
 
 import argparse
@@ -45,6 +46,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --mode-cpu[-only]: also measure OctoBot's stock mode on the same exchange and "
                              "bundles, from its default tentacles zip or its remote_trading_signals_trading.py "
                              "(JSON: mode_cpu_ms.stock and mode_cpu_ms.vs_stock)")
+    parser.add_argument("--octobot", type=Path, default=None, metavar="PATH",
+                        help="also run our follower bot beside OctoBot's stock follower bot, both real OctoBot 2.1.1 "
+                             "(PATH: its venv or bin/OctoBot) trading live on a local exchange, on the same signals: "
+                             "publish -> order at the exchange p50/p99, RSS and CPU idle and copying (JSON: octobot_live; "
+                             "needs Debian's mosquitto for the stock bot)")
+    parser.add_argument("--octobot-signals", type=int, default=50, dest="octobot_signals", metavar="N",
+                        help="with --octobot: buy limits published (each then cancelled; default 50)")
+    parser.add_argument("--default-tentacles", type=Path, default=None, dest="default_tentacles", metavar="ZIP",
+                        help="with --octobot: OctoBot's default tentacles zip (offline machines; otherwise OctoBot "
+                             "downloads them at its first start)")
     parser.add_argument("--feed-gap-ms", type=float, default=0.0, dest="feed_gap_ms", metavar="MS",
                         help="with --mode-cpu[-only]: idle MS before each measured bundle, as a live follower does "
                              "between messages (default 0: back to back; JSON: mode_cpu_ms.feed_gap_ms)")
@@ -92,13 +103,33 @@ def bench_command(args: argparse.Namespace) -> int:
         raise UsageError("--feed-gap-ms needs --mode-cpu or --mode-cpu-only")
     if not 0 <= args.pg_replicas <= 8:
         raise UsageError(f"--pg-replicas must be between 0 and 8, got {args.pg_replicas}")
+    if args.octobot is None and args.default_tentacles is not None:
+        raise UsageError("--default-tentacles goes with --octobot")
+    if not 1 <= args.octobot_signals <= 1000:
+        raise UsageError(f"--octobot-signals must be between 1 and 1000, got {args.octobot_signals}")
+    if args.default_tentacles is not None and not args.default_tentacles.is_file():
+        raise UsageError(f"--default-tentacles {args.default_tentacles}: no such file")
+    octobot = None
+    if args.octobot is not None:
+        from ..demo.octobot_bots import OctoBotInstall
+        try:
+            OctoBotInstall.from_path(args.octobot)
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+        octobot = args.octobot.resolve()
     options = BenchOptions(samples=args.samples, followers=_followers(args.followers), catch_up=args.catch_up,
                            rounds=args.rounds, mode_cpu=args.mode_cpu or args.mode_cpu_only,
                            mode_cpu_only=args.mode_cpu_only, mode_samples=args.mode_samples,
                            history_links=args.history_links, pg_replicas=args.pg_replicas,
-                           stock_zip=_stock_zip(args), feed_gap_ms=args.feed_gap_ms)
+                           stock_zip=_stock_zip(args), feed_gap_ms=args.feed_gap_ms, octobot=octobot,
+                           octobot_signals=args.octobot_signals,
+                           default_tentacles=args.default_tentacles.resolve() if args.default_tentacles else None)
     quiet_octobot_logs()
-    result = asyncio.run(run_bench(options, _write))
+    try:
+        result = asyncio.run(run_bench(options, _write))
+    except (KeyboardInterrupt, asyncio.CancelledError) as stop:  # Ctrl-C, or SIGTERM during the live bench
+        _write("bench stopped: everything it started is gone")
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
     for line in target_lines(result):
         _write(line)
     if args.json:

@@ -85,7 +85,7 @@ def _live_demo(args: argparse.Namespace) -> int:
     except (RuntimeError, TimeoutError) as err:  # a bot that did not start, an install that failed: say what
         print(f"live demo failed: {err}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError) as stop:  # Ctrl-C, or SIGTERM (demo/octobot_bots.py)
         _write("stopped: every bot, the hub and the exchange this demo started are gone")
-        return 130
+        return 130 if isinstance(stop, KeyboardInterrupt) else 143
     return 0

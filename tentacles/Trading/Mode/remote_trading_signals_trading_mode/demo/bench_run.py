@@ -42,6 +42,9 @@ class BenchOptions:
     pg_replicas: int = 0  # > 0: also a fan-out across that many hub replicas on a throwaway PostgreSQL
     stock_zip: Path | None = None  # also measure the stock mode (its tentacles zip or .py) beside ours
     feed_gap_ms: float = 0.0  # idle before each measured bundle, as between live messages (0: back to back)
+    octobot: Path | None = None  # also our follower bot beside the stock follower bot, live (an OctoBot 2.1.1 venv)
+    octobot_signals: int = 50
+    default_tentacles: Path | None = None
 
 
 def rounds_for(options: BenchOptions) -> Callable[[int], int]:
@@ -93,13 +96,35 @@ async def run_stock(stock_zip: Path, samples: int, ours: dict[str, Any], write: 
     return {"stock": stock, "vs_stock": ratios}
 
 
+async def run_octobot_live(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
+    from .bench_octobot import (
+        run_octobot_bench,  # real OctoBots and the local exchange: loaded only when asked
+    )
+
+    assert options.octobot is not None
+    write(f"live: our follower bot beside the stock follower bot, {options.octobot_signals} signals")
+    live = await run_octobot_bench(options.octobot, options.octobot_signals, options.default_tentacles, write)
+    for name in ("ours", "stock"):
+        if name in live:
+            figures = live[name]
+            write(f"  {name}: publish -> POST p50 {figures['create_to_post_ms']['p50']} ms, p99 "
+                  f"{figures['create_to_post_ms']['p99']} ms; cancel -> DELETE p50 "
+                  f"{figures['cancel_to_delete_ms']['p50']} ms; RSS idle {figures['idle']['rss_mb']} MB, copying "
+                  f"{figures['copying']['rss_mb']} MB; CPU idle {figures['idle']['cpu_percent']} %, copying "
+                  f"{figures['copying']['cpu_percent']} %")
+    return live
+
+
 def _meets(ratio: float) -> str:
     return "meets" if ratio <= VS_STOCK_TARGET else "MISSES"
 
 
 async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
     if options.mode_cpu_only:
-        return {"mode_cpu_ms": await run_mode_cpu(options, write)}
+        result = {"mode_cpu_ms": await run_mode_cpu(options, write)}
+        if options.octobot is not None:
+            result["octobot_live"] = await run_octobot_live(options, write)
+        return result
     raise_fd_limit(max(options.followers, default=0) * 2 + FD_HEADROOM)  # the child hub inherits it
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="octobot-signals-bench-") as tmp:
@@ -134,6 +159,8 @@ async def run_bench(options: BenchOptions, write: Callable[[str], None]) -> dict
         result["fanout_replicas"] = replicas
     if options.mode_cpu:
         result["mode_cpu_ms"] = await run_mode_cpu(options, write)
+    if options.octobot is not None:
+        result["octobot_live"] = await run_octobot_live(options, write)
     write(f"bench done in {time.monotonic() - started:.1f} s")
     return result
 

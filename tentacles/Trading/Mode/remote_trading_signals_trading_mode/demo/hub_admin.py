@@ -79,3 +79,9 @@ async def profile_link(base_url: str, token: str, strategy_id: str) -> str:
     """A follower's personal profile link (15 minutes, bound to its token): what OctoBot's importer downloads."""
     body = await _request("POST", f"{base_url}/api/strategies/{strategy_id}/profile-link", token, "profile link")
     return str(body["url"])
+
+
+async def mqtt_username(base_url: str, token: str) -> str:
+    """GET /api/mqtt: the MQTT username the hub issued for a follower token (a stock OctoBot's mqtt_uuid)."""
+    body = await _request("GET", f"{base_url}/api/mqtt", token, "MQTT username")
+    return str(body["username"])

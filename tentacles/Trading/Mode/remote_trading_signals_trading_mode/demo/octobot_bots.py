@@ -15,9 +15,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -55,6 +56,26 @@ class OctoBotInstall:
         result = subprocess.run([str(self.python), "-c", code], capture_output=True, text=True, timeout=60,
                                 env=clean_env(), check=False)
         return result.stdout.strip() if result.returncode == 0 else ""
+
+
+@contextlib.contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (systemd, `timeout`, `kill`) cancels the running task like Ctrl-C: every bot it started is
+    stopped on the way out instead of outliving it."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def clean_env(**extra: str) -> dict[str, str]:

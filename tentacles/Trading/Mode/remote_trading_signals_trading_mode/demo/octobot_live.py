@@ -31,6 +31,7 @@ from ..hub.server import start_hub
 from ..local_exchange import LocalExchange
 from . import octobot_bots as bots
 from .hub_admin import all_signals, create_follower_token, create_strategy, profile_link
+from .signal_contents import order_content
 from .stats import percentile, rounded
 
 STRATEGY_ID = "demo-live"
@@ -57,14 +58,9 @@ class Step:
 
 def _order(action: str, order_id: str, order_type: str, side: str, price: float, share: str | None = None,
            **extra: Any) -> dict[str, Any]:
-    content: dict[str, Any] = {
-        "action": action, "strategy": STRATEGY_ID, "symbol": SYMBOL, "exchange": bots.EXCHANGE,
-        "exchange_type": "spot", "side": side, "type": order_type, "quantity": 0.01, "target_amount": share,
-        "limit_price": price, "current": float(START_PRICE), "order_id": order_id, "reduce_only": False,
-        "chained_to": None, "bundled_with": None, "additional_orders": [],
-    }
-    content.update(extra)
-    return content
+    return order_content(action, order_id, strategy=STRATEGY_ID, symbol=SYMBOL, exchange=bots.EXCHANGE,
+                         order_type=order_type, side=side, limit_price=price, current=float(START_PRICE),
+                         target_amount=share, **extra)
 
 
 def leader_script() -> list[Step]:
@@ -122,6 +118,7 @@ class LiveDemo:
         self.log("demo", f"working folder {tmp} (the bots' folders and logs; removed at the end)")
         try:
             async with contextlib.AsyncExitStack() as stack:
+                stack.enter_context(bots.stop_on_sigterm())
                 return await self._run(tmp, stack)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -212,7 +209,7 @@ class LiveDemo:
         bots.point_at_exchange(folder / imported["path"], exchange.url, real_trading=keys is not None,
                                portfolio={"USDT": FOLLOWER_USDT, "BTC": 0})
         await asyncio.to_thread(bots.write_user_config, self.install, folder, imported["id"], keys)
-        bot = bots.BotProcess(self.install, folder, _free_port(), tmp / f"{name}.log")
+        bot = bots.BotProcess(self.install, folder, bots.free_port(), tmp / f"{name}.log")
         self.log(name, f"imported {imported['name']!r} through OctoBot's importer; starting OctoBot")
         await bot.start()
         return Follower(name, trading, bot, name if keys else None)
@@ -310,13 +307,6 @@ def _follower_json(follower: Follower) -> dict[str, Any]:
         "duplicates": duplicates, "copies": list(copies.values()), "skipped": skipped,
         "web_ui": follower.bot.base_url,
     }
-
-
-def _free_port() -> int:
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def run_live_demo(octobot: str, hold_s: float | None, write: Callable[[str], None],
