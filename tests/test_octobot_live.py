@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -21,13 +20,24 @@ import pytest
 from hub_helpers import free_port
 from mqtt_broker import mqtt_identity
 from octobot_real import live, support
-from octobot_real.live_world import STRATEGY_ID, SYMBOL, Leader, World, live_world
+from octobot_real.live_world import (
+    FEED_READY_S,
+    STRATEGY_ID,
+    Leader,
+    World,
+    follower_bot,
+    limit_orders,
+    live_world,
+    our_tracebacks,
+    signal_lines,
+    start_following,
+    strip_colors,
+)
 from octobot_signals.cli.package_cmd import build_package
 
 pytestmark = pytest.mark.skipif(support.skip_requested(),
                                 reason="OCTOBOT_SIGNALS_SKIP_REAL=1: real OctoBot 2.1.1 tests skipped on request")
 
-FEED_READY_S = 120  # OctoBot start to our feed subscribed: ~15 s here
 COPY_S = 30         # publish to the copy showing in the bot (simulated: ~15 ms; real: one REST round trip)
 
 
@@ -41,34 +51,6 @@ def package_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_package(tmp_path_factory.mktemp("dist"), default_profile=False)
 
 
-async def follower_bot(world: World, venv: Path, package_zip: Path, name: str, *,
-                       portfolio: dict[str, float] | None = None, keys: tuple[str, str] | None = None,
-                       mode_settings: dict[str, Any] | None = None) -> live.LiveBot:
-    """A follower as a user sets it up: OctoBot's importer on the hub's personal link, the exchange pointed at
-    the local one (simulated trading, or real trading with `keys`), then started with its web UI."""
-    link, _token = await world.follower_link()
-    bot_dir = live.new_bot_folder(venv, world.work / "bots", name, package_zip)
-    imported = await live.import_profile(venv, bot_dir, link)
-    live.point_at_exchange(bot_dir, bot_dir / imported["path"], world.exchange.url, real_trading=keys is not None,
-                           portfolio=portfolio, mode_settings=mode_settings)
-    live.write_user_config(venv, bot_dir, imported["id"], keys)
-    return live.LiveBot(venv, bot_dir, free_port(), world.work / f"{name}.log")
-
-
-async def start_following(bot: live.LiveBot) -> None:
-    await bot.start()
-    start = bot.starts
-
-    async def subscribed() -> bool:
-        return "feed: subscribed to" in bot.log_of_start(start)
-    await live.wait_for(subscribed, FEED_READY_S, "the follower's feed to subscribe", bot.log_tail)
-
-
-def limit_orders(orders: list[dict[str, Any]]) -> list[tuple[str, Decimal, Decimal]]:
-    return sorted((o["type"], Decimal(str(o["price"])), Decimal(str(o["amount"]))) for o in orders
-                  if o["symbol"] == SYMBOL)
-
-
 async def orders_become(bot: live.LiveBot, expected: list[tuple[str, Decimal, Decimal]], what: str) -> None:
     async def matches() -> bool:
         return limit_orders(await bot.open_orders()) == expected
@@ -77,21 +59,6 @@ async def orders_become(bot: live.LiveBot, expected: list[tuple[str, Decimal, De
     except AssertionError as err:
         raise AssertionError(f"{err}: the bot shows {limit_orders(await bot.open_orders())}\n"
                              f"{bot.log_tail()}") from None
-
-
-def signal_lines(log: str) -> list[str]:
-    """What the follower did with each feed message, from its log: `q=N <action> <leader id> -> <result>`."""
-    found = re.findall(r"RemoteTradingSignalsFollower signal (q=\d+ \w+ \S+ -> \w+)", strip_colors(log))
-    return found
-
-
-def our_tracebacks(log: str) -> list[str]:
-    """Traceback frames in our package's files (OctoBot's own error logs carry tracebacks of theirs)."""
-    return [line for line in log.splitlines() if 'File "' in line and "remote_trading_signals_trading_mode" in line]
-
-
-def strip_colors(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def buy_limit(order_id: str, price: float, share: str) -> dict[str, Any]:
@@ -140,8 +107,14 @@ async def test_live_following_in_simulated_trading(venv: Path, package_zip: Path
         finally:
             await bot.stop()
         before, after = signal_lines(bot.log_of_start(1)), signal_lines(bot.log_of_start(2))
-        assert before == ["q=1 create L1 -> created", "q=2 edit L1 -> edited", "q=3 cancel L1 -> cancelled",
-                          "q=4 create L2 -> created"], before
+        # the kill lands once L2's copy shows in the web UI: maybe before the mode logged it
+        assert before[:3] == ["q=1 create L1 -> created", "q=2 edit L1 -> edited", "q=3 cancel L1 -> cancelled"], before
+        assert before[3:] in ([], ["q=4 create L2 -> created"]), before
+        # ...and maybe before q=4 was recorded as done: then q=4 comes again after the restart, and its
+        # write-ahead entry stops a second copy (the simulated order itself went with the process)
+        if after and after[0].startswith("q=4 "):
+            assert after[0] == "q=4 create L2 -> skipped", after
+            after = after[1:]
         # resumed after q=4: nothing applied twice, the missed q=5..7 caught up in order
         assert after[:3] == ["q=5 create L3 -> created", "q=6 create L4 -> created", "q=7 cancel L3 -> cancelled"], after
         assert after[3].startswith("q=8 cancel L2 -> skipped") and after[4] == "q=9 cancel L4 -> cancelled", after

@@ -19,7 +19,6 @@ import asyncio
 import html
 import json
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import pytest
 from hub_helpers import admin_create_follower, admin_create_strategy, auth, free_port, running_hub
 from local_exchange import LocalExchange
 from octobot_real import live, support
+from octobot_real.live_world import dca_profile, write_publish_card
 from octobot_real.webui import WebBot
 from octobot_signals.cli.package_cmd import build_package
 from octobot_signals.feed import publish_card
@@ -45,34 +45,17 @@ WAIT_S = 90
 
 def _write_profile(bot_dir: Path, exchange_url: str) -> None:
     """OctoBot's own Simple DCA profile, copied, on hollaex (the local exchange), trading at start."""
-    profiles = bot_dir / "user" / "profiles"
-    target = profiles / PROFILE_ID
-    shutil.copytree(profiles / "simple_dca", target)
-    document = json.loads((target / "profile.json").read_text())
-    document["profile"].update({"id": PROFILE_ID, "name": "Publish DCA", "read_only": False})
-    (target / "profile.json").write_text(json.dumps(document, indent=4))
-    live.point_at_exchange(bot_dir, target, exchange_url, real_trading=False, portfolio={"USDT": 10000})
-    path = target / "specific_config" / "DCATradingMode.json"
-    dca = json.loads(path.read_text())
-    dca.update({"trigger_mode": "Time based", "buy_order_amount": "10%t", "use_market_entry_orders": True,
-                "use_take_profit_exit_orders": True, "exit_limit_orders_price_percent": 5,
-                "use_stop_losses": False, "cancel_open_orders_at_each_entry": False})
-    assert "emit_trading_signals" not in dca and "trading_strategy" not in dca  # as every stock mode
-    path.write_text(json.dumps(dca, indent=4))
+    dca_profile(bot_dir, PROFILE_ID, "Publish DCA", exchange_url, portfolio={"USDT": 10000}, dca={
+        "trigger_mode": "Time based", "buy_order_amount": "10%t", "use_market_entry_orders": True,
+        "use_take_profit_exit_orders": True, "exit_limit_orders_price_percent": 5, "use_stop_losses": False,
+        "cancel_open_orders_at_each_entry": False})
 
 
 def _write_user_config(venv: Path, bot_dir: Path, hub_url: str, secret: str, *, by_hand: bool = False) -> None:
     """user/config.json as the web UI leaves it after saving the card (OctoBot rewrites it at start);
     by_hand: the secret in clear, as someone editing the file would write it."""
-    live.write_user_config(venv, bot_dir, PROFILE_ID)
-    path = bot_dir / "user" / "config.json"
-    config = json.loads(path.read_text())
-    config["services"][publish_card.SERVICE_TYPE] = {
-        publish_card.KEY_HUB_URL: hub_url, publish_card.KEY_STRATEGY: STRATEGY_ID,
-        publish_card.KEY_SECRET: secret if by_hand else fields_utils.encrypt(secret).decode(),
-        publish_card.KEY_PUBLISH: True,
-    }
-    path.write_text(json.dumps(config, indent=4))
+    write_publish_card(venv, bot_dir, PROFILE_ID, hub_url=hub_url, strategy_id=STRATEGY_ID, secret=secret,
+                       by_hand=by_hand)
 
 
 async def _wait_for(predicate: Any, what: str, bot: WebBot, timeout: float = WAIT_S) -> Any:
