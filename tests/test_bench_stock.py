@@ -9,7 +9,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from octobot_signals.demo.bench_stock import STOCK_MEMBER
+from octobot_signals.bench.stock import STOCK_MEMBER
 
 STOCK_ZIP = Path(__file__).resolve().parents[2] / "shared" / "octobot-2.1.1" / "octobot-default-tentacles-2.1.1.zip"
 KINDS = {"limit_create", "limit_cancel", "market_with_stop_loss", "stop_loss_cancel"}
@@ -62,7 +62,7 @@ def test_stock_bench_takes_the_stock_py_itself(tmp_path: Path) -> None:
     source = tmp_path / "remote_trading_signals_trading.py"
     with zipfile.ZipFile(STOCK_ZIP) as archive:
         source.write_bytes(archive.read(STOCK_MEMBER))
-    proc = subprocess.run([sys.executable, "-m", "octobot_signals.demo.bench_stock", "--zip", str(source),
+    proc = subprocess.run([sys.executable, "-m", "octobot_signals.bench.stock", "--zip", str(source),
                            "--samples", "3"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -73,7 +73,7 @@ def test_a_stock_mode_that_applies_nothing_fails_loudly(tmp_path: Path) -> None:
     source = tmp_path / "src" / "remote_trading_signals_trading.py"
     source.parent.mkdir()
     source.write_text(NO_OP_MODE, encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "octobot_signals.demo.bench_stock", "--zip", str(source),
+    proc = subprocess.run([sys.executable, "-m", "octobot_signals.bench.stock", "--zip", str(source),
                            "--samples", "1"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode != 0 and "stock mode did not create limit_create order" in proc.stderr
     assert proc.stdout.strip() == ""  # no figures for a no-op

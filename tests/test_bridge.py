@@ -26,7 +26,7 @@ from octobot_signals.feed.bridge import (
     install_bridge_from_env,
     stop_bridge,
 )
-from octobot_signals.follower.sim_exchange import SimExchangeSpec, sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec, sim_exchange
 from octobot_trading.enums import TraderOrderType
 
 TIMEOUT = 15.0

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import octobot_trading.exchanges as trading_exchanges
 from octobot_signals.feed import bridge
-from octobot_signals.follower.sim_exchange import SimExchangeSpec, sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec, sim_exchange
 
 
 async def test_edit_share_uses_the_running_exchange_manager():

@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
-from octobot_signals.demo.chaos_check import FollowerHistory, FollowerRun, Resend, check_run
-from octobot_signals.demo.chaos_pg import unavailable_reason
-from octobot_signals.demo.chaos_proxy import LinkProxy
-from octobot_signals.demo.chaos_stalls import HubKillStalls
+from octobot_signals.chaos.check import FollowerHistory, FollowerRun, Resend, check_run
+from octobot_signals.chaos.pg import unavailable_reason
+from octobot_signals.chaos.proxy import LinkProxy
+from octobot_signals.chaos.stalls import HubKillStalls
 
 RUN_TIMEOUT_S = 240
 

@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 import signal_factory as sf
 from octobot_signals import RemoteTradingSignalsTradingMode
-from octobot_signals.follower.harness import default_trading_config, follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import default_trading_config, follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 SPEC = SimExchangeSpec(portfolio={"USDT": Decimal(1000), "BTC": Decimal(0)}, prices={"BTC/USDT": Decimal(20000)})
 

@@ -5,8 +5,8 @@ from decimal import Decimal
 
 import octobot_trading.enums as trading_enums
 import signal_factory as sf
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 PERP = "BTC/USDT:USDT"
 

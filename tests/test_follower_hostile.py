@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 import signal_factory as sf
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 
 def _msg(**content_overrides: Any) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from decimal import Decimal
 import signal_factory as sf
 from octobot_signals.follower import engine as engine_module
 from octobot_signals.follower import order_map as order_map_module
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 SPEC = SimExchangeSpec(portfolio={"USDT": Decimal(100000)}, prices={"BTC/USDT": Decimal(20000)})
 

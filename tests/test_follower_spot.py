@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 import signal_factory as sf
 from follower_helpers import only
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 BTC = "BTC/USDT"
 
@@ -240,7 +240,7 @@ async def test_restart_with_persisted_map_cancels_the_right_order(tmp_path):
         em = f.sim.exchange_manager
         # a restart: a new mode instance on the same exchange, reading the persisted map
         from octobot_signals import RemoteTradingSignalsTradingMode
-        from octobot_signals.follower.harness import default_trading_config
+        from octobot_signals.simulator.harness import default_trading_config
 
         await f.mode.stop()
         mode = RemoteTradingSignalsTradingMode(f.sim.config, em)

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import signal_factory as sf
 from follower_helpers import my_order, only
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 BTC = "BTC/USDT"
 

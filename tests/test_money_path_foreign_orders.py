@@ -8,8 +8,8 @@ import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 import signal_factory as sf
 from follower_helpers import only
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 BTC = "BTC/USDT"
 SPEC = SimExchangeSpec(portfolio={"USDT": Decimal(1000), "BTC": Decimal(0)}, prices={BTC: Decimal(20000)})

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 import signal_factory as sf
 from octobot_signals import RemoteTradingSignalsTradingMode
-from octobot_signals.follower.harness import default_trading_config, follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchange, SimExchangeSpec
+from octobot_signals.simulator.harness import default_trading_config, follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchange, SimExchangeSpec
 
 STRATEGY = "stop-strategy"
 BTC = "BTC/USDT"

@@ -78,7 +78,7 @@ def test_package_installs_and_octobot_imports_the_mode(venv: Path, bot: Bot) -> 
     for relative in ("core/protocol.py", "follower/engine.py", "feed/__init__.py", "feed/bridge.py",
                      "metadata.json", f"config/{MODE}.json", f"resources/{MODE}.md"):
         assert (installed / relative).is_file(), relative
-    for pip_only in ("hub", "cli", "demo", "local_exchange"):  # pip-side tools stay out of the bot
+    for pip_only in ("hub", "cli", "demo", "bench", "chaos", "local_exchange"):  # pip-side tools stay out of the bot
         assert not (installed / pip_only).exists(), pip_only
     assert not list(installed.rglob("*.pyc"))  # nothing compiled was shipped
 

@@ -50,7 +50,8 @@ def test_layout_holds_what_the_mode_needs(tmp_path: Path) -> None:
                      "follower/order_builder.py", "follower/exchange_view.py", "follower/journal.py",
                      "feed/__init__.py", "feed/bridge.py", "feed/subscription.py", "feed/follower_client.py",
                      "feed/publisher_client.py", "feed/outbox.py", "feed/durable_sqlite.py",
-                     "follower/harness.py", "follower/sim_exchange.py", "follower/symbol_map.py",
+                     "simulator/__init__.py", "simulator/harness.py", "simulator/sim_exchange.py",
+                     "follower/symbol_map.py",
                      "remote_trading_signals_trading.py", "tests/__init__.py",
                      "tests/test_remote_trading_signals_trading_consumer.py",
                      "tests/test_remote_trading_signals_trading_producer.py"):
@@ -59,17 +60,18 @@ def test_layout_holds_what_the_mode_needs(tmp_path: Path) -> None:
 
 
 def test_the_zip_holds_only_what_a_bot_runs(tmp_path: Path) -> None:
-    """The hub, the command line and the demo/benchmarks stay in the pip-installed project."""
+    """The hub, the command line, the demo, the benchmarks and the chaos run stay in the pip-installed project;
+    simulator/ is shipped because the tentacle's own tests/ run the mode on it."""
     members = names(build_package(tmp_path))
     shipped = sorted(name[len(ROOT):] for name in members if name.startswith(ROOT))
     folders = {name.split("/")[0] for name in shipped if "/" in name}
-    assert folders == {"config", "core", "feed", "follower", "resources", "tests"}
+    assert folders == {"config", "core", "feed", "follower", "resources", "simulator", "tests"}
     assert sorted(name for name in shipped if "/" not in name) == [
         "__init__.py", "metadata.json", "remote_trading_signals_trading.py", "remote_trading_signals_trading_mode.py",
     ]
     # and nothing of the pip-only tools slipped in under another name
     for name in shipped:
-        assert not name.startswith(("hub/", "cli/", "demo/")), name
+        assert not name.startswith(("hub/", "cli/", "demo/", "bench/", "chaos/", "local_exchange/")), name
     assert not [name for name in members if not name.startswith((ROOT, SERVICE_ROOT, "reference_tentacles/profiles/"))]
 
 
@@ -136,6 +138,22 @@ def test_every_module_the_shipped_code_imports_is_shipped(tmp_path: Path) -> Non
         ("feed/extra.py", "hub.server")]
     assert unresolved_imports({**sources, "feed/extra.py": "from ..core import not_shipped\n"}) == [
         ("feed/extra.py", "core.not_shipped")]
+
+
+def test_the_simulator_is_shipped_for_the_tentacles_own_tests_only(tmp_path: Path) -> None:
+    """simulator/ (the offline exchange) is in the zip because tests/ (shipped: they replace the stock mode's tests)
+    run the mode on it; what a bot runs never imports it, so it goes the day the tentacle's tests stop needing it."""
+    with zipfile.ZipFile(build_package(tmp_path)) as archive:
+        sources = {name[len(ROOT):]: archive.read(name).decode() for name in archive.namelist()
+                   if name.startswith(ROOT) and name.endswith(".py")}
+
+    def importers_of_the_simulator(prefix: str) -> list[str]:
+        return sorted(name for name, source in sources.items() if name.startswith(prefix) and any(
+            target.split(".")[0] == "simulator" or (target == "" and imported == "simulator")
+            for target, imported in _relative_imports(source, name[:-3].replace("/", "."))))
+
+    assert importers_of_the_simulator("tests/") == ["tests/test_remote_trading_signals_trading_consumer.py"]
+    assert [name for name in importers_of_the_simulator("") if not name.startswith(("tests/", "simulator/"))] == []
 
 
 def test_a_tentacle_folder_ships_its_files_and_no_caches(tmp_path: Path) -> None:

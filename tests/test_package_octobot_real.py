@@ -1,5 +1,5 @@
 """The tentacles zip alone runs in the real OctoBot 2.1.1: listed, installed by OctoBot, imported and used
-with nothing else of ours on the bot's path (the pip-side hub, CLI and demo are not in it).
+with nothing else of ours on the bot's path (the pip-side hub, CLI, demo, bench and chaos are not in it).
 Skipped only when OCTOBOT_SIGNALS_SKIP_REAL=1.
 """
 from __future__ import annotations
@@ -24,13 +24,13 @@ def test_zip_alone_installs_imports_and_copies_in_real_octobot(tmp_path: Path) -
     with zipfile.ZipFile(package_zip) as archive:
         shipped = [name[len(ROOT):] for name in archive.namelist() if name.startswith(ROOT)]
     assert {name.split("/")[0] for name in shipped if "/" in name} == {
-        "config", "core", "feed", "follower", "resources", "tests"}
+        "config", "core", "feed", "follower", "resources", "simulator", "tests"}
     bot_dir = tmp_path / "bot"
     bot_dir.mkdir()
     output = support.install_tentacles(venv, bot_dir, package_zip)
     assert "installed remote_trading_signals_trading_mode tentacle" in output
     installed = bot_dir / "tentacles" / "Trading" / "Mode" / "remote_trading_signals_trading_mode"
-    for folder in ("hub", "cli", "demo"):
+    for folder in ("hub", "cli", "demo", "bench", "chaos"):
         assert not (installed / folder).exists(), folder
 
     # the probe runs from a copy outside the repository: a script's folder is on its path

@@ -24,9 +24,9 @@ from octobot_signals.feed.performance_outbox import PerformanceOutbox
 from octobot_signals.feed.performance_publisher import PerformancePublisher
 from octobot_signals.feed.performance_reporter import PerformanceReporter, interval_from_env
 from octobot_signals.feed.portfolio_snapshot import PortfolioReader, portfolio_value
-from octobot_signals.follower.sim_exchange import SimExchange, SimExchangeSpec, sim_exchange
 from octobot_signals.hub.performance_service import PerformanceSettings
 from octobot_signals.hub.server import HubHandle, start_hub
+from octobot_signals.simulator.sim_exchange import SimExchange, SimExchangeSpec, sim_exchange
 
 SYMBOL = "BTC/USDT"
 PORTFOLIO = {"USDT": Decimal(10000), "BTC": Decimal("0.5")}

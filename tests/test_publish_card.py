@@ -36,7 +36,7 @@ from hub_helpers import admin_create_follower, admin_create_strategy, auth, runn
 from octobot_signals.feed import publish_card, publishing
 from octobot_signals.feed.bridge import FeedAuthenticator, get_bridge, stop_bridge
 from octobot_signals.feed.outbox import Outbox
-from octobot_signals.follower.sim_exchange import SimExchangeSpec, sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec, sim_exchange
 from octobot_trading.enums import TraderOrderType
 
 SYMBOL = "BTC/USDT"

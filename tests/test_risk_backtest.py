@@ -8,9 +8,9 @@ import time
 from decimal import Decimal
 
 import signal_factory as sf
-from octobot_signals.follower.harness import follower_on_sim_exchange
 from octobot_signals.follower.journal import JournalFeeder
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 SPEC = SimExchangeSpec(portfolio={"USDC": Decimal(1000)}, prices={"BTC/USDC": Decimal(20000),
                                                                   "ETH/USDC": Decimal(1000)})

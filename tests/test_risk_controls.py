@@ -16,8 +16,8 @@ import octobot_trading.personal_data as personal_data
 import signal_factory as sf
 from follower_helpers import only
 from octobot_signals import RemoteTradingSignalsTradingMode
-from octobot_signals.follower.harness import follower_on_sim_exchange, trading_config_with
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange, trading_config_with
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 JOURNAL = Path(__file__).parent / "data" / "journal_example.jsonl"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import signal_factory as sf
 from follower_helpers import only
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import octobot_signals
 from octobot_signals.core import mode_config
 from octobot_signals.core import settings as settings_module
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 CONFIG = Path(octobot_signals.__file__).parent / "config" / "RemoteTradingSignalsTradingMode.json"
 

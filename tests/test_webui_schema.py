@@ -21,8 +21,8 @@ import pytest
 from octobot_signals import RemoteTradingSignalsTradingMode
 from octobot_signals.cli.package_cmd import build_package
 from octobot_signals.core import mode_config, profile_zip, standard_activation
-from octobot_signals.follower.harness import follower_on_sim_exchange
-from octobot_signals.follower.sim_exchange import SimExchangeSpec
+from octobot_signals.simulator.harness import follower_on_sim_exchange
+from octobot_signals.simulator.sim_exchange import SimExchangeSpec
 
 MODE = "RemoteTradingSignalsTradingMode"
 CONFIG_FILE = Path(octobot_signals.__file__).parent / "config" / f"{MODE}.json"

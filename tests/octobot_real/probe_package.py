@@ -34,8 +34,8 @@ def _message(action: str, order_id: str) -> dict:
 
 
 async def _copy_one_signal() -> list:
-    harness = importlib.import_module(f"{PACKAGE}.follower.harness")
-    sim = importlib.import_module(f"{PACKAGE}.follower.sim_exchange")
+    harness = importlib.import_module(f"{PACKAGE}.simulator.harness")
+    sim = importlib.import_module(f"{PACKAGE}.simulator.sim_exchange")
     spec = sim.SimExchangeSpec(portfolio={"USDT": Decimal(1000)}, prices={"BTC/USDT": Decimal(20000)})
     async with harness.follower_on_sim_exchange(spec, {"trading_strategy": "s", "max_open_copies": 1}) as follower:
         results = []

@@ -12,7 +12,7 @@ port). No OctoBot file or function is modified.
 
 With a third argument, OctoBot's default tentacles zip, each received orders signal also goes to the stock
 RemoteTradingSignalsModeConsumer's `handle_signal` (loaded from that zip at run time, never copied), as the
-stock producer hands it over, on an offline simulated exchange: our follower/sim_exchange.py, loaded by
+stock producer hands it over, on an offline simulated exchange: our simulator/sim_exchange.py, loaded by
 path (it only calls octobot-trading), is the one file of this project in the process. Positions signals
 are not applied there (a leverage edit needs a futures account); their types are reported like any other.
 
@@ -46,7 +46,7 @@ import octobot_commons.signals as commons_signals
 READY_TIMEOUT_S = 20
 STOCK_MEMBER = "reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/remote_trading_signals_trading.py"
 SIM_EXCHANGE = (Path(__file__).resolve().parents[2] / "tentacles" / "Trading" / "Mode"
-                / "remote_trading_signals_trading_mode" / "follower" / "sim_exchange.py")
+                / "remote_trading_signals_trading_mode" / "simulator" / "sim_exchange.py")
 SYMBOL = "BTC/USDT"
 
 

@@ -10,8 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..demo.bench_run import BenchOptions, run_bench, target_lines
-from ..demo.bench_stock import stock_source_problem
+from ..bench.run import BenchOptions, run_bench, target_lines
+from ..bench.stock import stock_source_problem
 from .args import UsageError
 from .replay import quiet_octobot_logs
 

@@ -111,8 +111,8 @@ def _print_summary(summary: dict[str, object]) -> None:
 def chaos_command(args: argparse.Namespace) -> int:
     _validate(args)
     # imported here: argument errors answer at once, without loading the run's modules
-    from ..demo.chaos_pg import unavailable_reason
-    from ..demo.chaos_run import ChaosConfig, ChaosRun, history_to_json
+    from ..chaos.pg import unavailable_reason
+    from ..chaos.run import ChaosConfig, ChaosRun, history_to_json
 
     if args.store == "postgresql" and (reason := unavailable_reason()):
         raise UsageError(f"--store postgresql: {reason}")

@@ -20,9 +20,9 @@ from typing import Any
 
 from ..feed.bridge import stop_bridge
 from ..feed.subscription import subscribe_mode
-from ..follower.harness import follower_on_sim_exchange
 from ..follower.order_builder import describe
-from ..follower.sim_exchange import SimExchangeSpec
+from ..simulator.harness import follower_on_sim_exchange
+from ..simulator.sim_exchange import SimExchangeSpec
 from .args import UsageError, parse_assignments, parse_decimal_assignments
 from .replay import quiet_octobot_logs
 

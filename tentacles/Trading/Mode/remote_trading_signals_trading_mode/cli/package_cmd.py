@@ -4,9 +4,11 @@ Layout (what octobot-tentacles-manager extracts: members under `reference_tentac
 or `reference_tentacles/profiles/...`, everything else is ignored):
     reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/   what a bot runs: the
         mode, the subpackages it imports (core/, feed/, follower/: the tentacles manager copies a
-        tentacle folder recursively, so they are kept on install), config/, resources/ and the
-        tentacle's tests/ (they replace the stock mode's files of the same folder, see cli/doctor.py).
-        hub/, cli/, demo/ and local_exchange/ stay in the pip-installed project: a bot never imports them.
+        tentacle folder recursively, so they are kept on install), config/, resources/, the
+        tentacle's tests/ (they replace the stock mode's files of the same folder, see cli/doctor.py)
+        and simulator/, the offline exchange those tests run the mode on (a bot's own code never imports it).
+        hub/, cli/, demo/, bench/, chaos/ and local_exchange/ stay in the pip-installed project: a bot never
+        imports them.
     reference_tentacles/Services/Services_bases/octobot_signals_service/    the hub account card of
         OctoBot's web UI (Accounts -> Interfaces), from service/: a second tentacle with its own
         metadata.json (OctoBot lists a Services tentacle's class under "Add a new interface"; it needs
@@ -32,8 +34,9 @@ TENTACLE_TYPE_PATH = ("Trading", "Mode")
 ARCHIVE_ROOT = "reference_tentacles"
 _SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"}
 _SKIPPED_SUFFIXES = (".pyc", ".pyo", ".swp", "~")
-# the strategy hub, the command line and the demo/benchmarks: pip-side tools, never imported by a bot
-PIP_ONLY_DIRS = frozenset({"hub", "cli", "demo", "local_exchange"})
+# the strategy hub, the command line, the demo, the benchmarks and the chaos run: pip-side tools, never imported
+# by a bot (simulator/ is shipped: the tentacle's own tests/ run the mode on it)
+PIP_ONLY_DIRS = frozenset({"hub", "cli", "demo", "bench", "chaos", "local_exchange"})
 # the Services tentacle (the web UI's hub account card): shipped as its own tentacle folder, not in the mode's
 SERVICE_DIR = "service"
 SERVICE_TYPE_PATH = ("Services", "Services_bases")

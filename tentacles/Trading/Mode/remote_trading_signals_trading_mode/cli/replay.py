@@ -19,10 +19,10 @@ from typing import Any, TextIO
 from ..core import risk
 from ..core import settings as settings_module
 from ..follower import journal as journal_module
-from ..follower.harness import follower_on_sim_exchange, trading_config_with
 from ..follower.order_builder import describe
 from ..follower.outcome import Outcome, Result
-from ..follower.sim_exchange import SimExchangeSpec
+from ..simulator.harness import follower_on_sim_exchange, trading_config_with
+from ..simulator.sim_exchange import SimExchangeSpec
 from .args import UsageError, parse_assignments, parse_decimal_assignments
 
 Decimal = decimal.Decimal

@@ -1,1 +1,1 @@
-"""The demo: a scripted leader strategy and the whole loop run offline."""
+"""The demo: `octobot-signals demo` runs it (bench/ and chaos/ reuse its helpers); never run in a bot."""

@@ -10,9 +10,9 @@ from typing import Any
 
 from ..feed.follower_client import FollowerClient
 from ..feed.state_store import FollowerState
-from ..follower.harness import FollowerHarness, follower_on_sim_exchange
 from ..follower.outcome import Outcome, Result
-from ..follower.sim_exchange import SimExchangeSpec
+from ..simulator.harness import FollowerHarness, follower_on_sim_exchange
+from ..simulator.sim_exchange import SimExchangeSpec
 from .orders_view import OrderTracker
 
 SUBSCRIBE_TIMEOUT_S = 10.0

@@ -21,9 +21,9 @@ from typing import Any
 
 from ..core import protocol
 from ..feed.bridge import install_bridge, stop_bridge
-from ..follower.sim_exchange import SimExchangeSpec, sim_exchange
 from ..hub.performance_service import PerformanceSettings
 from ..hub.server import start_hub
+from ..simulator.sim_exchange import SimExchangeSpec, sim_exchange
 from .follower_bot import FollowerBot, follower_bot
 from .hub_admin import all_signals, create_follower_token, create_strategy, strategy_performance
 from .leader_mode import ScriptedGridTradingMode

@@ -1,5 +1,5 @@
 """A local HollaEx-compatible exchange for tests and the live demo: our own code, pip-side only (never in the
-tentacle zip a bot installs, like hub/, cli/ and demo/).
+tentacle zip a bot installs, like hub/, cli/, demo/, bench/ and chaos/).
 
 A stock OctoBot's `hollaex` tentacle (and ccxt's hollaex client under it) trades against it
 unpatched: point `urls.api.rest` (OctoBot: `specific_config/hollaex.json` `"rest"`) at its url.

@@ -5,8 +5,8 @@ import asyncio
 import time
 from decimal import Decimal
 
-from ..follower.harness import follower_on_sim_exchange
-from ..follower.sim_exchange import SimExchangeSpec
+from ..simulator.harness import follower_on_sim_exchange
+from ..simulator.sim_exchange import SimExchangeSpec
 
 
 def _create(order_id: str, share: str) -> dict:

@@ -19,9 +19,9 @@ from typing import Any
 
 import aiohttp
 
+from ..demo.octobot_bots import free_port
 from ..hub.server import ADMIN_TOKEN_ENV
-from .bench_hub import free_port
-from .chaos_check import FollowerHistory, FollowerRun
+from .check import FollowerHistory, FollowerRun
 
 HUB_START_TIMEOUT_S = 30.0
 FOLLOWER_START_TIMEOUT_S = 90.0  # a follower imports the whole OctoBot stack: seconds on a busy machine

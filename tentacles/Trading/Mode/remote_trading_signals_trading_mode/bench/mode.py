@@ -17,11 +17,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..follower.harness import follower_on_sim_exchange
+from ..demo.signal_bundles import BENCH_SYMBOL, new_order_id, order_content
+from ..demo.stats import percentile, rounded
 from ..follower.order_map import OrderLink, OrderMap
-from ..follower.sim_exchange import SimExchangeSpec
-from .bench_signals import BENCH_SYMBOL, new_order_id, order_content
-from .stats import percentile, rounded
+from ..simulator.harness import follower_on_sim_exchange
+from ..simulator.sim_exchange import SimExchangeSpec
 
 KINDS = ("limit_create", "limit_cancel", "market_with_stop_loss", "stop_loss_cancel")
 WARMUP_ROUNDS = 5

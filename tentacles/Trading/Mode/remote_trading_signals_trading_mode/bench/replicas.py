@@ -1,9 +1,9 @@
 """Benchmark part 5: fan-out across hub replicas on one PostgreSQL database, and each hub's idle memory.
 
-A throwaway PostgreSQL 15 (demo/chaos_pg.py: Unix socket only) and N hub processes on it; the followers are
+A throwaway PostgreSQL 15 (chaos/pg.py, the chaos run's: Unix socket only) and N hub processes on it; the followers are
 split evenly over the replicas, the publisher talks to replica 0 only, so every delivery on the other
 replicas crossed the database (LISTEN/NOTIFY wake-up, then a journal read). Same rounds and figures as the
-single-hub fan-out (demo/bench_fanout.py).
+single-hub fan-out (bench/fanout.py).
 """
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from typing import Any
 
 import aiohttp
 
+from ..chaos import pg as chaos_pg
 from ..core import protocol
-from . import chaos_pg
-from .bench_fanout import ROUND_TIMEOUT_S, STRATEGY_ID, FollowerFleet, RawPublisher, Round, _signal
-from .bench_hub import HubSubprocess
-from .bench_signals import BENCH_SYMBOL
-from .hub_admin import create_follower_token, create_strategy
-from .stats import percentile, rounded
+from ..demo.hub_admin import create_follower_token, create_strategy
+from ..demo.signal_bundles import BENCH_SYMBOL
+from ..demo.stats import percentile, rounded
+from .fanout import ROUND_TIMEOUT_S, STRATEGY_ID, FollowerFleet, RawPublisher, Round, _signal
+from .hub import HubSubprocess
 
 REPLICA_SYNC_S = 2.0  # a strategy created on replica 0 reaches the others within the 1.5 s poll at worst
 

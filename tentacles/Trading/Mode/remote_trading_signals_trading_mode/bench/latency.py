@@ -12,13 +12,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..demo.follower_bot import FollowerBot, follower_bot
+from ..demo.hub_admin import create_follower_token, create_strategy
+from ..demo.signal_bundles import BENCH_SYMBOL, bundle, new_order_id, order_content
+from ..demo.stats import percentile, rounded
 from ..feed.outbox import Outbox
 from ..feed.publisher_client import PublisherClient
-from ..follower.sim_exchange import SimExchangeSpec
-from .bench_signals import BENCH_SYMBOL, bundle, new_order_id, order_content
-from .follower_bot import FollowerBot, follower_bot
-from .hub_admin import create_follower_token, create_strategy
-from .stats import percentile, rounded
+from ..simulator.sim_exchange import SimExchangeSpec
 
 STRATEGY_ID = "bench-latency"
 WARMUP = 5

@@ -13,16 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .bench_catchup import catch_up
-from .bench_fanout import fanout
-from .bench_hub import HubSubprocess
-from .bench_latency import signal_to_order
-from .bench_mode import describe as describe_mode_cpu
-from .bench_mode import mode_cpu
-from .bench_persistence import describe as describe_persistence
-from .bench_persistence import persistence_costs
-from .bench_replicas import fanout_replicas
-from .bench_stock import run_stock_subprocess, vs_stock
+from .catchup import catch_up
+from .fanout import fanout
+from .hub import HubSubprocess
+from .latency import signal_to_order
+from .mode import describe as describe_mode_cpu
+from .mode import mode_cpu
+from .persistence import describe as describe_persistence
+from .persistence import persistence_costs
+from .replicas import fanout_replicas
+from .stock import run_stock_subprocess, vs_stock
 
 FD_HEADROOM = 256
 TARGETS = {"signal_to_order_p99_ms": 5.0, "fanout_1000_p99_ms": 250.0, "catch_up_1000_s": 1.0}
@@ -97,7 +97,7 @@ async def run_stock(stock_zip: Path, samples: int, ours: dict[str, Any], write: 
 
 
 async def run_octobot_live(options: BenchOptions, write: Callable[[str], None]) -> dict[str, Any]:
-    from .bench_octobot import (
+    from .octobot import (
         run_octobot_bench,  # real OctoBots and the local exchange: loaded only when asked
     )
 

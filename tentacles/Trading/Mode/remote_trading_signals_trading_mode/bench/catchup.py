@@ -13,11 +13,11 @@ from typing import Any
 
 import aiohttp
 
+from ..demo.hub_admin import create_follower_token, create_strategy
+from ..demo.signal_bundles import BENCH_SYMBOL, bundle, new_order_id, order_content
 from ..feed.follower_client import FollowerClient
 from ..feed.state_store import FollowerState
-from .bench_fanout import RawPublisher
-from .bench_signals import BENCH_SYMBOL, bundle, new_order_id, order_content
-from .hub_admin import create_follower_token, create_strategy
+from .fanout import RawPublisher
 
 STRATEGY_ID = "bench-catchup"
 PUBLISH_TIMEOUT_S = 60.0

@@ -17,10 +17,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from ..demo.signal_bundles import BENCH_SYMBOL
+from ..demo.stats import percentile, rounded
 from ..feed import local_writer
 from ..follower.order_map import OrderMap, PendingCreate
-from .bench_signals import BENCH_SYMBOL
-from .stats import percentile, rounded
 
 WARMUP = 50
 

@@ -1,4 +1,4 @@
-"""Order signal bundles for the benchmark, shaped like octobot-trading's TradingSignalOrdersAttrs."""
+"""Order signal bundles for the bench and the chaos run, shaped like TradingSignalOrdersAttrs."""
 from __future__ import annotations
 
 import uuid

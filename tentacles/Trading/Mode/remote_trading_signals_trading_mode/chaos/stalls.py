@@ -1,6 +1,6 @@
 """The chaos run's stall figures per hub kill: pure bookkeeping fed by the run's watchdog, no I/O.
 
-A follower's stall (see chaos_run) is a stretch during which the hub had acked messages the follower had not
+A follower's stall (see chaos/run.py) is a stretch during which the hub had acked messages the follower had not
 printed and it printed nothing. For each hub kill the run keeps a window, from the kill until every follower
 not killed meanwhile is level with the acked head again (at least SETTLE_S after the hub came back, at most
 MAX_WINDOW_S, or until the next hub kill), and records per follower:

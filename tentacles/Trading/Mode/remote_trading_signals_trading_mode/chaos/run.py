@@ -5,7 +5,7 @@ The leader is the real PublisherClient with its durable outbox (in this process)
 the hubs are `python -m octobot_signals.hub` child processes; every client reaches the hubs through its
 own LinkProxy. Faults start at evenly spread points of the publishing (a seeded random kind, one fault of
 each kind at a time) and stop when the last publish is acknowledged; whatever is down then comes back,
-and the run measures how long until every follower printed the last q. chaos_check does the accounting.
+and the run measures how long until every follower printed the last q. chaos/check.py does the accounting.
 """
 from __future__ import annotations
 
@@ -26,16 +26,16 @@ from typing import Any
 import aiohttp
 
 from ..core import protocol
+from ..demo.hub_admin import all_signals, create_follower_token, create_strategy
+from ..demo.signal_bundles import BENCH_SYMBOL, bundle, new_order_id, order_content
 from ..feed.backoff import Backoff, BackoffExhausted
 from ..feed.outbox import ACKED, Outbox
 from ..feed.publisher_client import PublisherClient
-from .bench_signals import BENCH_SYMBOL, bundle, new_order_id, order_content
-from .chaos_check import FollowerHistory, Report, Resend, check_run
-from .chaos_pg import ChaosPostgres
-from .chaos_procs import FollowerProcess, HubProcess, summary_of
-from .chaos_proxy import LinkProxy
-from .chaos_stalls import HubKillStalls
-from .hub_admin import all_signals, create_follower_token, create_strategy
+from .check import FollowerHistory, Report, Resend, check_run
+from .pg import ChaosPostgres
+from .procs import FollowerProcess, HubProcess, summary_of
+from .proxy import LinkProxy
+from .stalls import HubKillStalls
 
 STRATEGY_ID = "chaos"
 PRICE = Decimal(20000)

@@ -26,17 +26,17 @@ from typing import Any
 import psutil
 
 from ..cli.package_cmd import build_package
+from ..demo import octobot_bots as bots
+from ..demo import stock_broker
+from ..demo.hub_admin import create_follower_token, create_strategy, mqtt_username, profile_link
+from ..demo.signal_contents import order_content
+from ..demo.stats import percentile, rounded
 from ..feed.outbox import Outbox
 from ..feed.publisher_client import PublisherClient
 from ..hub.mqtt_egress import BrokerAddress
 from ..hub.mqtt_runtime import MqttSettings
 from ..hub.server import start_hub
 from ..local_exchange import LocalExchange
-from . import octobot_bots as bots
-from . import stock_broker
-from .hub_admin import create_follower_token, create_strategy, mqtt_username, profile_link
-from .signal_contents import order_content
-from .stats import percentile, rounded
 
 STRATEGY_ID = "bench-live"
 SYMBOL = "BTC/USDT"

@@ -18,10 +18,10 @@ from typing import Any
 import aiohttp
 
 from ..core import protocol
-from .bench_hub import HubSubprocess
-from .bench_signals import BENCH_SYMBOL, bundle, new_order_id, order_content
-from .hub_admin import create_follower_token, create_strategy
-from .stats import percentile, rounded
+from ..demo.hub_admin import create_follower_token, create_strategy
+from ..demo.signal_bundles import BENCH_SYMBOL, bundle, new_order_id, order_content
+from ..demo.stats import percentile, rounded
+from .hub import HubSubprocess
 
 STRATEGY_ID = "bench-fanout"
 CONNECT_BATCH = 50

@@ -6,7 +6,7 @@ one bundle, warm-up rounds discarded. Its producer only forwards signals and can
 backtesting exchange manager, so the bundles go straight to its consumer's `handle_signal`, the stock
 path from a parsed signal to exchange orders.
 
-It runs in a child process (`python -m octobot_signals.demo.bench_stock --zip PATH --samples N`, one JSON
+It runs in a child process (`python -m octobot_signals.bench.stock --zip PATH --samples N`, one JSON
 line on stdout): OctoBot looks tentacle classes up by name, so the stock classes never share a process
 with ours. The stock code is loaded from the given file at run time, never copied into this project.
 """
@@ -27,10 +27,10 @@ from typing import Any
 import octobot_commons.signals as commons_signals
 
 from ..cli.replay import quiet_octobot_logs
-from ..follower.sim_exchange import sim_exchange
-from .bench_mode import KINDS, WARMUP_ROUNDS, bench_spec, feed_gap, round_bundles
-from .bench_signals import BENCH_SYMBOL
-from .stats import percentile, rounded
+from ..demo.signal_bundles import BENCH_SYMBOL
+from ..demo.stats import percentile, rounded
+from ..simulator.sim_exchange import sim_exchange
+from .mode import KINDS, WARMUP_ROUNDS, bench_spec, feed_gap, round_bundles
 
 STOCK_MEMBER = "reference_tentacles/Trading/Mode/remote_trading_signals_trading_mode/remote_trading_signals_trading.py"
 STOCK_CONSUMER = "RemoteTradingSignalsModeConsumer"
@@ -122,7 +122,7 @@ def _flatten(contents: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def stock_mode_cpu(module: ModuleType, samples: int, gap_ms: float = 0.0) -> dict[str, dict[str, Any]]:
-    """{kind: {"p50", "p99", "n"}}: CPU ms of the stock consumer per bundle, on bench_mode's exchange."""
+    """{kind: {"p50", "p99", "n"}}: CPU ms of the stock consumer per bundle, on bench/mode.py's exchange."""
     cpu_ms: dict[str, list[float]] = {kind: [] for kind in KINDS}
     async with sim_exchange(bench_spec()) as sim:
         # the clock stays where sim_exchange set the mark price: the stock consumer sizes from
@@ -195,7 +195,7 @@ async def _main_async(source: Path, samples: int, gap_ms: float) -> dict[str, di
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m octobot_signals.demo.bench_stock",
+    parser = argparse.ArgumentParser(prog="python -m octobot_signals.bench.stock",
                                      description="CPU ms per bundle type of the stock mode (one JSON line)")
     parser.add_argument("--zip", required=True, type=Path, dest="source",
                         help="OctoBot's default tentacles zip, or the stock remote_trading_signals_trading.py")
