@@ -141,6 +141,15 @@ async def test_stock_dca_leader_publishes_through_the_card(tmp_path: Path) -> No
             await _wait_for(lambda: f"accepts the publish secret for strategy {STRATEGY_ID}"
                             in _plain(bot.log_of_start(2)), "the hub check", bot)
             log2 = _plain(bot.log_of_start(2))
+
+            async def track_record() -> dict[str, Any] | None:  # issue 20: the live leader reports, too
+                async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+                    async with session.get(f"{hub.base_url}/api/strategies/{STRATEGY_ID}/performance") as response:
+                        body = await response.json()
+                return body if response.status == 200 and body.get("points", 0) >= 1 else None
+
+            performance = await _wait_for(track_record, "the leader's first performance report", bot)
+            assert performance["signed"] == "none"  # the card has no signing key: "not signed" on the page
             assert [message["u"] for message in messages[:len(waiting)]] == [item.u for item in waiting]
             assert [message["q"] for message in messages] == sorted(message["q"] for message in messages)
             assert {message["s"]["identifier"] for message in messages} == {STRATEGY_ID}

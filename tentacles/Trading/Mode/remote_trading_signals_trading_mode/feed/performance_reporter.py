@@ -91,7 +91,10 @@ class PerformanceReporter:
         self._nudged.set()
 
     def start(self) -> None:
-        if self._task is None:
+        # a task that ended is started again: OctoBot runs part of its start in an event loop it then closes,
+        # which cancels whatever was started there; the bot's own loop must get a reporter of its own
+        if self._task is None or self._task.done():
+            self._nudged = asyncio.Event()  # an Event a closed loop waited on cannot be awaited on another
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"performance-{self.publisher.strategy_id}")
 
     def nudge(self) -> None:

@@ -112,8 +112,15 @@ class PublisherClient:
     # ------------------------------------------------------------------ public API
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._task is not None and not self._task.done():
             return
+        if self._task is not None:
+            # it ended without stop(): OctoBot closed the event loop it ran on (part of OctoBot's start runs in
+            # a loop it then closes). Start afresh on this one: events, waiters and the session were that loop's
+            self._wake, self._changed, self._waiting = asyncio.Event(), asyncio.Event(), {}
+            if self._session is not None:
+                with contextlib.suppress(Exception):  # its loop may be closed: nothing left to release then
+                    await self._session.close()
         self._stopping = False
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.request_timeout)
