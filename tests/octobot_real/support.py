@@ -5,7 +5,6 @@ way a user runs OctoBot. The venv comes from .ci/octobot_venv.sh (created once, 
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import os
@@ -14,6 +13,8 @@ import sys
 import zipfile
 from pathlib import Path
 from typing import Any
+
+from octobot_signals.demo import octobot_bots
 
 SKIP_ENV = "OCTOBOT_SIGNALS_SKIP_REAL"
 VENV_ENV = "OCTOBOT_SIGNALS_OCTOBOT_VENV"  # optional: use this venv instead of the cached one
@@ -78,12 +79,7 @@ def select_profile(venv: Path, bot_dir: Path, profile_id: str) -> None:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment for OctoBot: nothing from the 3.11 venv or from this project's settings leaks in."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP")
-           and not key.startswith("OCTOBOT_SIGNALS_")}
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    env.update(extra)
-    return env
+    return octobot_bots.clean_env(**extra)
 
 
 def run(command: list[str | Path], cwd: Path, *, timeout: float = COMMAND_TIMEOUT_S,
@@ -100,19 +96,10 @@ def run(command: list[str | Path], cwd: Path, *, timeout: float = COMMAND_TIMEOU
 async def run_async(command: list[str | Path], cwd: Path, *, timeout: float = COMMAND_TIMEOUT_S,
                     env: dict[str, str] | None = None) -> str:
     """Like run(), without blocking the event loop (an in-process hub keeps serving meanwhile)."""
-    process = await asyncio.create_subprocess_exec(
-        *[str(part) for part in command], cwd=cwd, env=env or clean_env(),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout)
-    except asyncio.TimeoutError:
-        process.kill()
-        await process.wait()
-        raise
-    text = output.decode("utf-8", errors="replace")
-    if process.returncode != 0:
-        raise AssertionError(f"{command[0]} exited {process.returncode}:\n{text[-4000:]}")
-    return text
+        return await octobot_bots.run_async(command, cwd, timeout=timeout, env=env)
+    except RuntimeError as err:  # a failed command fails the test
+        raise AssertionError(str(err)) from None
 
 
 def last_json_line(output: str) -> dict[str, Any]:
