@@ -22,7 +22,7 @@ import aiohttp
 import ccxt.async_support as ccxt
 import pytest
 import pytest_asyncio
-from local_exchange import LocalExchange, signature, signed_headers
+from octobot_signals.local_exchange import LocalExchange, signature, signed_headers
 
 REPO = Path(__file__).resolve().parents[1]
 START_USDT = Decimal(100000)

@@ -27,13 +27,13 @@ import aiohttp
 import octobot_commons.configuration.fields_utils as fields_utils
 import pytest
 from hub_helpers import admin_create_follower, admin_create_strategy, auth, free_port, running_hub
-from local_exchange import LocalExchange
 from octobot_real import live, support
 from octobot_real.live_world import dca_profile, write_publish_card
 from octobot_real.webui import WebBot
 from octobot_signals.cli.package_cmd import build_package
 from octobot_signals.feed import publish_card
 from octobot_signals.feed.outbox import Outbox
+from octobot_signals.local_exchange import LocalExchange
 
 pytestmark = pytest.mark.skipif(support.skip_requested(),
                                 reason="OCTOBOT_SIGNALS_SKIP_REAL=1: real OctoBot 2.1.1 tests skipped on request")

@@ -22,7 +22,6 @@ from typing import Any
 import aiohttp
 import octobot_commons.configuration.fields_utils as fields_utils
 from hub_helpers import DEFAULT_ADMIN_TOKEN, admin_create_follower, admin_create_strategy, auth, free_port
-from local_exchange import LocalExchange
 from mqtt_broker import require_mosquitto
 from octobot_signals.demo import stock_broker
 from octobot_signals.feed import publish_card
@@ -31,6 +30,7 @@ from octobot_signals.feed.publisher_client import PublisherClient
 from octobot_signals.hub.mqtt_egress import BrokerAddress
 from octobot_signals.hub.mqtt_runtime import MqttSettings
 from octobot_signals.hub.server import HubHandle, start_hub
+from octobot_signals.local_exchange import LocalExchange
 from signal_factory import order_content
 
 from . import live
