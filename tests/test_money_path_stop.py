@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import signal_factory as sf
 from octobot_signals import RemoteTradingSignalsTradingMode
+from octobot_signals.remote_trading_signals_trading_mode import _whole
 from octobot_signals.simulator.harness import default_trading_config, follower_on_sim_exchange
 from octobot_signals.simulator.sim_exchange import SimExchange, SimExchangeSpec
 
@@ -86,6 +87,93 @@ async def test_consumer_stop_waits_for_the_bundle_in_flight(tmp_path: Path) -> N
             [(o.order_id, o.result.value, o.reason) for o in again])
         assert all("already applied" in (o.reason or "") for o in again), [o.reason for o in again]
         assert waited, "stop() returned while the message was still being applied"
+
+
+async def test_feed_task_cancelled_mid_bundle_gets_its_cancellation_once_the_bundle_is_whole(tmp_path: Path) -> None:
+    # the feed task is cancelled before the consumer stops: its cancellation waits for the bundle in flight
+    async with follower_on_sim_exchange(SPEC, {"trading_strategy": STRATEGY}, data_dir=tmp_path) as f:
+        first_placed = asyncio.Event()
+        slow_exchange(f.sim, first_placed.set, at=FIRST_PLACED)
+        message = sf.message(*(sf.signal(content) for content in two_order_bundle_contents()), strategy=STRATEGY)
+        feed = asyncio.create_task(f.apply(message))
+        await first_placed.wait()
+        feed.cancel()  # the first order is on the exchange, the second not sent yet
+        with pytest.raises(asyncio.CancelledError):
+            await feed
+        assert sorted(o.origin_price for o in f.sim.open_orders()) == [Decimal(19000), Decimal(19500)]
+        again = await f.apply(message)  # the feed did not record it: delivered again, applied once
+        assert all("already applied" in (o.reason or "") for o in again), [o.reason for o in again]
+
+
+# ---- the consumer's `_whole`: a bundle runs in the feed task, never interrupted by its cancellation ---------
+async def test_whole_costs_no_event_loop_turn_when_nothing_waits() -> None:
+    turns: list[int] = []
+    asyncio.get_running_loop().call_soon(turns.append, 1)
+
+    async def quick() -> str:
+        return "done"
+
+    assert await _whole(quick(), pytest.fail) == "done"
+    assert turns == []  # applied without handing the loop over (a task per message would have)
+
+
+async def test_whole_holds_the_cancellation_until_the_coroutine_is_done() -> None:
+    release, steps = asyncio.Event(), []
+
+    async def work() -> str:
+        steps.append("started")
+        await release.wait()
+        await asyncio.sleep(0)
+        steps.append("finished")
+        return "done"
+
+    async def feed() -> str:
+        return await _whole(work(), pytest.fail)
+
+    task = asyncio.create_task(feed())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.sleep(0.01)
+    task.cancel()  # twice: still held
+    await asyncio.sleep(0.01)
+    assert steps == ["started"] and not task.done()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert steps == ["started", "finished"]
+
+
+async def test_whole_a_future_cancelled_by_its_owner_raises_in_the_coroutine_not_in_the_caller() -> None:
+    async def work() -> str:
+        loop = asyncio.get_running_loop()
+        waited = loop.create_future()
+        loop.call_later(0.01, waited.cancel)
+        try:
+            await waited
+        except asyncio.CancelledError:
+            return "went on"
+        return "not cancelled"
+
+    assert await _whole(work(), pytest.fail) == "went on"
+
+
+async def test_whole_reports_a_failure_that_follows_a_cancellation() -> None:
+    release, failures = asyncio.Event(), []
+
+    async def work() -> None:
+        await release.wait()
+        raise RuntimeError("exchange down")
+
+    async def feed() -> None:
+        await _whole(work(), failures.append)
+
+    task = asyncio.create_task(feed())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert [str(error) for error in failures] == ["exchange down"]
 
 
 async def test_a_message_arriving_after_stop_is_refused_not_applied(tmp_path: Path) -> None:

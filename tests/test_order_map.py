@@ -328,3 +328,20 @@ async def test_a_lazy_change_is_only_ever_taken_on_its_own_event_loop(tmp_path):
     await mine.flush()
     assert _rows(tmp_path / "mine.sqlite3", "SELECT u FROM applied") == [("u-mine",)]
     mine.close_storage()
+
+
+def test_the_writer_in_a_forked_child_runs_on_a_thread_of_its_own() -> None:
+    import os
+    import signal
+
+    from octobot_signals.feed import local_writer
+
+    writer = local_writer.shared()
+    assert writer.call(os.getpid) == os.getpid()  # the parent's writer thread is running
+    pid = os.fork()
+    if pid == 0:  # the child has the writer but not its thread: the next job starts one there
+        signal.alarm(10)
+        os._exit(0 if writer.call(os.getpid) == os.getpid() else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert writer.call(os.getpid) == os.getpid()

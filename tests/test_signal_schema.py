@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -433,3 +434,41 @@ def test_remembered_numbers_keep_every_check() -> None:
             to_decimal(True)  # a bool is an int to Python, never a number here
         assert str(to_decimal(0.1)) == "0.1" and str(to_decimal("0.10")) == "0.10"
         assert to_decimal(1) == to_decimal("1") == to_decimal(1.0) == Decimal(1)
+
+
+def test_dependency_order_keeps_bundle_order_when_nothing_depends() -> None:
+    bundle = _bundle((stock_order_content("A"), None), (stock_order_content("B"), None), (stock_order_content("C"), None))
+    assert _order_ids(schema.dependency_order(bundle)) == [0, 1, 2]
+
+
+def test_parsed_objects_are_the_frozen_dataclasses_their_init_would_build() -> None:
+    """The parser builds its frozen objects without their __init__ (one object.__setattr__ per field): each has
+    every field, equals what __init__ builds from the same values, and is as frozen."""
+    stop = stock_order_content("leader-1-sl", type="stop_loss", side="sell", chained_to="leader-1", tag="sl",
+                               associated_order_ids=["x"], trailing_profile={"steps": [1, 2]})
+    parsed = schema.parse_feed_message(message(stock_order_content(additional_orders=[stop])), CTX)
+    signal = parsed.bundle.signals[0]
+    assert isinstance(signal, schema.ParsedSignal)
+    content = signal.content
+    assert isinstance(content, schema.OrderSignal)
+    for obj in (parsed, signal, content, content.additional_orders[0]):
+        fields = [field.name for field in dataclasses.fields(obj)]
+        assert sorted(vars(obj)) == sorted(fields)
+        rebuilt = type(obj)(**{name: getattr(obj, name) for name in fields})
+        assert rebuilt == obj and repr(rebuilt) == repr(obj)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            obj.__setattr__(fields[0], None)
+    assert content.additional_orders[0].tag == "sl" and content.additional_orders[0].associated_order_ids == ("x",)
+
+
+def test_remembered_texts_keep_every_check() -> None:
+    other = schema.ValidationContext(symbols=CTX.symbols, exchange_type=CTX.exchange_type, strategy_id="someone-else")
+    for _ in range(2):  # the second round answers the pattern checks from the texts accepted in the first
+        parsed = schema.parse_feed_message(message(stock_order_content()), CTX)
+        assert parsed.bundle.identifier == STRATEGY and parsed.bundle.signals[0].content.symbol == "BTC/USDT"
+        with pytest.raises(schema.SignalValidationError, match="this bot follows 'someone-else'"):
+            schema.parse_feed_message(message(stock_order_content()), other)
+        rejected = schema.parse_feed_message(message(stock_order_content(symbol="LTC/USDT")), CTX).bundle.signals[0]
+        assert isinstance(rejected, schema.RejectedSignal) and "unknown symbol LTC/USDT" in str(rejected.error)
+        bad = schema.parse_feed_message(message(stock_order_content(symbol="BTC/USDT ")), CTX).bundle.signals[0]
+        assert isinstance(bad, schema.RejectedSignal) and bad.error.field.endswith(".symbol")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import decimal
+import functools
 import logging
 import os
 import re
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -252,14 +254,11 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
     async def apply_feed_message(self, raw: Any) -> list[Outcome]:
         if self._stopping:
             raise ConsumerStopped("the mode is stopping: message not applied")
-        task = asyncio.get_running_loop().create_task(self._apply_in_order(raw))
-        try:
-            # a bundle once started is applied whole even when the feed task awaiting it is cancelled (the feed
-            # stops first when the bot stops): half a bundle is what loses or duplicates orders on restart
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(self._log_unawaited_failure)  # nobody awaits its result any more
-            raise
+        # a bundle once started is applied whole even when the feed task awaiting it is cancelled (the feed
+        # stops first when the bot stops): half a bundle is what loses or duplicates orders on restart. It runs
+        # in the awaiting task itself (no task and no event loop turn of its own per message), and that task's
+        # cancellation waits until the bundle is done
+        return await _whole(self._apply_in_order(raw), self._log_failure_after_cancel)
 
     async def _apply_in_order(self, raw: Any) -> list[Outcome]:
         async with self._lock:  # feed order is trading order: never interleave two messages
@@ -272,13 +271,77 @@ class RemoteTradingSignalsModeConsumer(trading_modes.AbstractTradingModeConsumer
             self.engine.settings = self.trading_mode.settings
             return await self.engine.apply_message(raw)
 
-    def _log_unawaited_failure(self, task: asyncio.Task) -> None:
-        # the caller was cancelled while this message completed: its failure must still be seen
-        if task.cancelled():
-            return
-        error = task.exception()
-        if error is not None and not isinstance(error, ConsumerStopped):
+    def _log_failure_after_cancel(self, error: BaseException) -> None:
+        # the caller was cancelled while this message completed: it gets the cancellation, and the failure
+        # must still be seen
+        if not isinstance(error, (ConsumerStopped, asyncio.CancelledError)):
             self.logger.error(f"feed message not fully applied: {error.__class__.__name__}: {error}")
+
+
+def _loop_of(future: Any) -> Any:
+    get_loop = getattr(future, "get_loop", None)
+    return get_loop() if get_loop is not None else getattr(future, "_loop", None)
+
+
+def _wake(proxy: asyncio.Future, _done: asyncio.Future) -> None:
+    if not proxy.done():
+        proxy.set_result(None)
+
+
+@types.coroutine
+def _whole(coro: Coroutine[Any, Any, Any], on_failure_after_cancel: Callable[[BaseException], None]) -> Any:
+    """Await `coro` in the awaiting task, never interrupted by that task's cancellation.
+
+    What the awaiting task would be cancelled at (each future `coro` waits for) is shown to it as a proxy:
+    cancelling the task cancels the proxy, never what `coro` waits for, and `coro` goes on. Once `coro` is
+    done, a cancellation asked meanwhile is raised (its result dropped; a failure passed to
+    `on_failure_after_cancel`). A `coro` that never waits costs no event loop turn (asyncio.shield on a new
+    task costs three). Futures `coro` waits for that are cancelled by their own owner still raise in `coro`.
+    """
+    cancelled: BaseException | None = None
+    error: BaseException | None = None
+    loop = asyncio.get_running_loop()
+    try:
+        while True:
+            try:
+                yielded = coro.send(None) if error is None else coro.throw(error)
+            except StopIteration as done:
+                result = done.value
+                break
+            except BaseException as err:
+                if cancelled is None:
+                    raise
+                on_failure_after_cancel(err)
+                raise cancelled from None
+            error = None
+            if yielded is None:  # a bare yield (asyncio.sleep(0)): the task steps it again at once
+                try:
+                    yield None
+                except asyncio.CancelledError as err:
+                    cancelled = err
+                continue
+            if getattr(yielded, "_asyncio_future_blocking", None) is None or _loop_of(yielded) is not loop:
+                try:  # not a future of this loop: the task answers it as it would answer `coro` (an error)
+                    yield yielded
+                except BaseException as err:
+                    error = err
+                continue
+            yielded._asyncio_future_blocking = False  # taken over, as asyncio.Task does
+            while not yielded.done():
+                proxy = loop.create_future()
+                wake = functools.partial(_wake, proxy)
+                yielded.add_done_callback(wake)
+                try:
+                    yield from proxy
+                except asyncio.CancelledError as err:
+                    cancelled = err  # the awaiting task's cancellation: held until coro is done
+                    yielded.remove_done_callback(wake)
+    except GeneratorExit:
+        coro.close()
+        raise
+    if cancelled is not None:
+        raise cancelled
+    return result
 
 
 class RemoteTradingSignalsModeProducer(trading_modes.AbstractTradingModeProducer):

@@ -20,11 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from typing import TypeVar
 
 from octobot_trading.enums import TraderOrderType
 
 from .decimal_util import DecimalInputError, plain, to_decimal
 from .protocol import number_problem
+
+_T = TypeVar("_T")
 
 
 class SignalValidationError(ValueError):
@@ -58,6 +61,16 @@ MARKET_TYPES = frozenset({TraderOrderType.BUY_MARKET, TraderOrderType.SELL_MARKE
 _BUY_ONLY_TYPES = frozenset({TraderOrderType.BUY_MARKET, TraderOrderType.BUY_LIMIT})
 _SELL_ONLY_TYPES = frozenset({TraderOrderType.SELL_MARKET, TraderOrderType.SELL_LIMIT})
 _REFUSED_TYPES = frozenset({TraderOrderType.UNSUPPORTED, TraderOrderType.UNKNOWN})
+# by value, as Enum(value) finds them (a dict hit instead of Enum.__call__ and its ValueError)
+_ACTIONS = {action.value: action for action in OrderAction}
+_EXCHANGE_TYPES = {exchange_type.value: exchange_type for exchange_type in ExchangeType}
+_SIDES = {side.value: side for side in Side}
+_ORDER_TYPES = {order_type.value: order_type for order_type in TraderOrderType}
+# the same sets by value: TraderOrderType hashes in Python (Enum.__hash__), a str in C
+_MARKET_TYPE_VALUES = frozenset(order_type.value for order_type in MARKET_TYPES)
+_BUY_ONLY_TYPE_VALUES = frozenset(order_type.value for order_type in _BUY_ONLY_TYPES)
+_SELL_ONLY_TYPE_VALUES = frozenset(order_type.value for order_type in _SELL_ONLY_TYPES)
+_REFUSED_TYPE_VALUES = frozenset(order_type.value for order_type in _REFUSED_TYPES)
 
 MAX_ID = 128
 MAX_SYMBOL = 64
@@ -70,6 +83,9 @@ MAX_OPAQUE_DEPTH = 4
 MAX_LEVERAGE = Decimal(200)
 MIN_VERSION = (1, 0, 0)
 MAX_VERSION_EXCLUSIVE = (2, 0, 0)
+
+_PRICE_KEYS = ("limit_price", "updated_limit_price", "stop_price", "updated_stop_price", "current",
+               "updated_current_price", "active_trigger_price")
 
 _STRATEGY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -286,6 +302,13 @@ def _bool(obj: Mapping[str, object], key: str, path: str, default: bool | None) 
     return value
 
 
+def _flag(value: object, obj: Mapping[str, object], key: str, path: str, default: bool) -> bool:
+    """bool(_bool(obj, key, path, default)) where `value` is obj[key]: a true/false value as is."""
+    if value is True or value is False:
+        return value
+    return bool(_bool(obj, key, path, default))
+
+
 def _share(obj: Mapping[str, object], key: str, path: str) -> Share | None:
     value = obj.get(key)
     if value is None:
@@ -392,9 +415,29 @@ def _version(field: str, value: object) -> str:
     return value
 
 
+# texts that passed a pattern check: every message repeats the same strategy id and the same few pairs
+_accepted_identifiers: set[str] = set()
+_accepted_symbols: set[str] = set()
+_MAX_ACCEPTED_IDENTIFIERS = 64
+_MAX_ACCEPTED_SYMBOLS = 1024
+
+
+def _checked_text(obj: Mapping[str, object], key: str, path: str, max_len: int, pattern: re.Pattern[str],
+                  accepted: set[str], bound: int) -> str:
+    """_str(obj, key, path, max_len=max_len, required=True, pattern=pattern), answered from `accepted` (texts
+    that passed these same checks before) when it can."""
+    value = obj.get(key)
+    if type(value) is str and value in accepted:
+        return value
+    text = _str(obj, key, path, max_len=max_len, required=True, pattern=pattern)
+    assert text is not None
+    if len(accepted) < bound:
+        accepted.add(text)
+    return text
+
+
 def _symbol(obj: Mapping[str, object], path: str, ctx: ValidationContext) -> str:
-    symbol = _str(obj, "symbol", path, max_len=MAX_SYMBOL, required=True, pattern=_SYMBOL)
-    assert symbol is not None
+    symbol = _checked_text(obj, "symbol", path, MAX_SYMBOL, _SYMBOL, _accepted_symbols, _MAX_ACCEPTED_SYMBOLS)
     if ctx.symbols is not None and symbol not in ctx.symbols:
         raise SignalValidationError(f"{path}.symbol", f"unknown symbol {symbol} (not traded here)")
     return symbol
@@ -405,10 +448,7 @@ def _exchange_type(obj: Mapping[str, object], path: str, ctx: ValidationContext)
     value = obj.get("exchange_type")
     if value is None:
         raise SignalValidationError(field, "missing")
-    try:
-        exchange_type = ExchangeType(value) if isinstance(value, str) else None
-    except ValueError:
-        exchange_type = None
+    exchange_type = _EXCHANGE_TYPES.get(value) if isinstance(value, str) else None
     if exchange_type is None:
         raise SignalValidationError(field, f"expected 'spot' or 'future', got {str(value)[:40]!r}")
     if ctx.exchange_type is not None and exchange_type is not ctx.exchange_type:
@@ -422,9 +462,10 @@ def _order_side(obj: Mapping[str, object], path: str) -> Side | None:
     value = obj.get("side")
     if value is None:
         return None
-    if value not in ("buy", "sell"):
+    side = _SIDES.get(value) if isinstance(value, str) else None
+    if side is None:
         raise SignalValidationError(f"{path}.side", f"expected 'buy' or 'sell', got {str(value)[:40]!r}")
-    return Side(value)
+    return side
 
 
 def _order_type(obj: Mapping[str, object], path: str) -> TraderOrderType | None:
@@ -434,11 +475,10 @@ def _order_type(obj: Mapping[str, object], path: str) -> TraderOrderType | None:
     field = f"{path}.type"
     if not isinstance(value, str):
         raise SignalValidationError(field, f"expected an order type string, got {_kind(value)}")
-    try:
-        order_type = TraderOrderType(value)
-    except ValueError:
-        raise SignalValidationError(field, f"unknown order type {value[:40]!r}") from None
-    if order_type in _REFUSED_TYPES:
+    order_type = _ORDER_TYPES.get(value)
+    if order_type is None:
+        raise SignalValidationError(field, f"unknown order type {value[:40]!r}")
+    if value in _REFUSED_TYPE_VALUES:
         raise SignalValidationError(field, f"order type {value!r} cannot be copied")
     return order_type
 
@@ -446,13 +486,14 @@ def _order_type(obj: Mapping[str, object], path: str) -> TraderOrderType | None:
 # ---- order and position contents ----------------------------------------------------------
 def parse_order_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, path: str = "content",
                         depth: int = 0) -> OrderSignal:
-    """Validate one order signal content (and its nested additional orders); raises SignalValidationError."""
+    """Validate one order signal content (and its nested additional orders); raises SignalValidationError.
+
+    Fields are checked in a fixed order (the first bad one is the error); an absent (or null) optional
+    field skips its reader, which would return what it returns for None."""
     content = _require_dict(path, obj)
-    action_value = content.get("action")
-    try:
-        action = OrderAction(action_value) if isinstance(action_value, str) else None
-    except ValueError:
-        action = None
+    get = content.get
+    action_value = get("action")
+    action = _ACTIONS.get(action_value) if isinstance(action_value, str) else None
     if action is None:
         raise SignalValidationError(
             f"{path}.action", f"expected one of create/edit/cancel/add_to_group, got {str(action_value)[:40]!r}"
@@ -464,21 +505,25 @@ def parse_order_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, 
     side = _order_side(content, path)
     order_type = _order_type(content, path)
     if side is not None and order_type is not None:
-        if (order_type in _BUY_ONLY_TYPES and side is Side.SELL) or (order_type in _SELL_ONLY_TYPES and side is Side.BUY):
-            raise SignalValidationError(f"{path}.type", f"{order_type.value} contradicts side {side.value!r}")
+        type_value = order_type.value
+        if ((type_value in _BUY_ONLY_TYPE_VALUES and side is Side.SELL)
+                or (type_value in _SELL_ONLY_TYPE_VALUES and side is Side.BUY)):
+            raise SignalValidationError(f"{path}.type", f"{type_value} contradicts side {side.value!r}")
 
     prices = {
-        key: _number(content, key, path, zero_is_none=True)
-        for key in ("limit_price", "updated_limit_price", "stop_price", "updated_stop_price", "current",
-                    "updated_current_price", "active_trigger_price")
+        key: None if get(key) is None else _number(content, key, path, zero_is_none=True)
+        for key in _PRICE_KEYS
     }
-    quantity = _number(content, "quantity", path, zero_is_none=True)
-    target_amount = _share(content, "target_amount", path)
-    updated_target_amount = _share(content, "updated_target_amount", path)
-    target_position = _position_target(content, "target_position", path)
-    updated_target_position = _position_target(content, "updated_target_position", path)
-    group_id = _str(content, "group_id", path, max_len=MAX_ID)
-    group_type = _str(content, "group_type", path, max_len=MAX_NAME, pattern=_CLASS_NAME)
+    quantity = None if get("quantity") is None else _number(content, "quantity", path, zero_is_none=True)
+    target_amount = None if get("target_amount") is None else _share(content, "target_amount", path)
+    updated_target_amount = (None if get("updated_target_amount") is None
+                             else _share(content, "updated_target_amount", path))
+    target_position = None if get("target_position") is None else _position_target(content, "target_position", path)
+    updated_target_position = (None if get("updated_target_position") is None
+                               else _position_target(content, "updated_target_position", path))
+    group_id = None if get("group_id") is None else _str(content, "group_id", path, max_len=MAX_ID)
+    group_type = (None if get("group_type") is None
+                  else _str(content, "group_type", path, max_len=MAX_NAME, pattern=_CLASS_NAME))
 
     if action is OrderAction.CREATE:
         if side is None:
@@ -489,7 +534,7 @@ def parse_order_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, 
             exchange_type is ExchangeType.FUTURE and target_position is not None
         ):
             raise SignalValidationError(f"{path}.target_amount", "missing (a create needs target_amount or quantity)")
-        if order_type not in MARKET_TYPES and prices["limit_price"] is None:
+        if order_type.value not in _MARKET_TYPE_VALUES and prices["limit_price"] is None:
             raise SignalValidationError(f"{path}.limit_price", f"missing (required for {order_type.value} orders)")
     elif action is OrderAction.EDIT:
         if (updated_target_amount is None and updated_target_position is None
@@ -505,7 +550,7 @@ def parse_order_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, 
         if group_type is None:
             raise SignalValidationError(f"{path}.group_type", "missing (required by add_to_group)")
 
-    additional = content.get("additional_orders")
+    additional = get("additional_orders")
     children: list[OrderSignal] = []
     if additional is not None:
         field = f"{path}.additional_orders"
@@ -520,11 +565,11 @@ def parse_order_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, 
             for position, child in enumerate(additional)
         ]
 
-    return OrderSignal(
+    return _order_signal(
         action=action,
-        strategy=_str(content, "strategy", path, max_len=MAX_ID),
+        strategy=None if get("strategy") is None else _str(content, "strategy", path, max_len=MAX_ID),
         symbol=symbol,
-        exchange=_str(content, "exchange", path, max_len=MAX_NAME),
+        exchange=None if get("exchange") is None else _str(content, "exchange", path, max_len=MAX_NAME),
         exchange_type=exchange_type,
         side=side,
         order_type=order_type,
@@ -539,31 +584,50 @@ def parse_order_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, 
         updated_stop_price=prices["updated_stop_price"],
         current=prices["current"],
         updated_current_price=prices["updated_current_price"],
-        reduce_only=bool(_bool(content, "reduce_only", path, False)),
-        post_only=bool(_bool(content, "post_only", path, False)),
-        trigger_above=_bool(content, "trigger_above", path, None),
+        reduce_only=_flag(get("reduce_only"), content, "reduce_only", path, False),
+        post_only=_flag(get("post_only"), content, "post_only", path, False),
+        trigger_above=None if get("trigger_above") is None else _bool(content, "trigger_above", path, None),
         group_id=group_id,
         group_type=group_type,
-        active_swap_strategy_type=_str(content, "active_swap_strategy_type", path, max_len=MAX_NAME,
-                                       pattern=_CLASS_NAME),
-        active_swap_strategy_timeout=_number(content, "active_swap_strategy_timeout", path),
-        active_swap_strategy_trigger_config=_str(content, "active_swap_strategy_trigger_config", path,
-                                                 max_len=MAX_NAME),
-        tag=_str(content, "tag", path, max_len=MAX_TAG),
+        active_swap_strategy_type=None if get("active_swap_strategy_type") is None else _str(
+            content, "active_swap_strategy_type", path, max_len=MAX_NAME, pattern=_CLASS_NAME),
+        active_swap_strategy_timeout=None if get("active_swap_strategy_timeout") is None else _number(
+            content, "active_swap_strategy_timeout", path),
+        active_swap_strategy_trigger_config=None if get("active_swap_strategy_trigger_config") is None else _str(
+            content, "active_swap_strategy_trigger_config", path, max_len=MAX_NAME),
+        tag=None if get("tag") is None else _str(content, "tag", path, max_len=MAX_TAG),
         order_id=order_id,
-        associated_order_ids=_id_list(content, "associated_order_ids", path),
-        update_with_triggering_order_fees=bool(_bool(content, "update_with_triggering_order_fees", path, False)),
-        trailing_profile_type=_str(content, "trailing_profile_type", path, max_len=MAX_NAME),
-        trailing_profile=_opaque_dict(content, "trailing_profile", path),
-        is_active=bool(_bool(content, "is_active", path, True)),
+        associated_order_ids=() if get("associated_order_ids") is None else _id_list(
+            content, "associated_order_ids", path),
+        update_with_triggering_order_fees=_flag(get("update_with_triggering_order_fees"), content,
+                                                "update_with_triggering_order_fees", path, False),
+        trailing_profile_type=None if get("trailing_profile_type") is None else _str(
+            content, "trailing_profile_type", path, max_len=MAX_NAME),
+        trailing_profile=None if get("trailing_profile") is None else _opaque_dict(content, "trailing_profile", path),
+        is_active=_flag(get("is_active"), content, "is_active", path, True),
         active_trigger_price=prices["active_trigger_price"],
-        active_trigger_above=_bool(content, "active_trigger_above", path, None),
-        cancel_policy_type=_str(content, "cancel_policy_type", path, max_len=MAX_NAME, pattern=_CLASS_NAME),
-        cancel_policy_kwargs=_opaque_dict(content, "cancel_policy_kwargs", path),
-        bundled_with=_str(content, "bundled_with", path, max_len=MAX_ID),
-        chained_to=_str(content, "chained_to", path, max_len=MAX_ID),
+        active_trigger_above=None if get("active_trigger_above") is None else _bool(
+            content, "active_trigger_above", path, None),
+        cancel_policy_type=None if get("cancel_policy_type") is None else _str(
+            content, "cancel_policy_type", path, max_len=MAX_NAME, pattern=_CLASS_NAME),
+        cancel_policy_kwargs=None if get("cancel_policy_kwargs") is None else _opaque_dict(
+            content, "cancel_policy_kwargs", path),
+        bundled_with=None if get("bundled_with") is None else _str(content, "bundled_with", path, max_len=MAX_ID),
+        chained_to=None if get("chained_to") is None else _str(content, "chained_to", path, max_len=MAX_ID),
         additional_orders=tuple(children),
     )
+
+
+def _frozen(cls: type[_T], values: dict[str, object]) -> _T:
+    """cls(**values), every field given, without a frozen dataclass __init__'s object.__setattr__ per field
+    (OrderSignal has 40): the same object, as frozen (tests/test_signal_schema.py checks both)."""
+    instance = object.__new__(cls)
+    instance.__dict__.update(values)
+    return instance
+
+
+def _order_signal(**values: object) -> OrderSignal:
+    return _frozen(OrderSignal, values)
 
 
 def parse_position_content(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT,
@@ -658,14 +722,15 @@ def _parse_signal(index: int, obj: object, ctx: ValidationContext, path: str) ->
     else:
         raise SignalValidationError(f"{path}.topic", f"expected 'orders' or 'positions', got {str(topic)[:40]!r}")
     order_ids, symbols = _dependencies(f"{path}.dependencies", signal.get("dependencies"))
-    return ParsedSignal(index, topic, parsed, order_ids, symbols)
+    return _frozen(ParsedSignal, {"index": index, "topic": topic, "content": parsed, "depends_on_order_ids": order_ids,
+                                  "depends_on_symbols": symbols})
 
 
 def parse_bundle(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, path: str = "s") -> SignalBundle:
     """Bundle-level problems raise; a bad individual signal becomes a RejectedSignal in place."""
     bundle = _require_dict(path, obj)
-    identifier = _str(bundle, "identifier", path, max_len=64, required=True, pattern=_STRATEGY_ID)
-    assert identifier is not None
+    identifier = _checked_text(bundle, "identifier", path, 64, _STRATEGY_ID, _accepted_identifiers,
+                               _MAX_ACCEPTED_IDENTIFIERS)
     if ctx.strategy_id is not None and identifier != ctx.strategy_id:
         raise SignalValidationError(f"{path}.identifier",
                                     f"signal for strategy {identifier!r}, this bot follows {ctx.strategy_id!r}")
@@ -688,7 +753,7 @@ def parse_bundle(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT, path: s
         except RecursionError:
             error = SignalValidationError(f"{field}[{index}]", "nested too deeply")
             parsed.append(RejectedSignal(index, None, None, error))
-    return SignalBundle(identifier, version, tuple(parsed))
+    return _frozen(SignalBundle, {"identifier": identifier, "version": version, "signals": tuple(parsed)})
 
 
 def parse_feed_message(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT) -> FeedMessage:
@@ -719,7 +784,8 @@ def parse_feed_message(obj: object, ctx: ValidationContext = _DEFAULT_CONTEXT) -
     raw_s = _require_dict("s", message.get("s"))
     bundle = parse_bundle(raw_s, ctx, "s")
     assert u is not None and i is not None
-    return FeedMessage(u=u, i=i, t="t", v=v, d=d, q=q_value, g=g, raw_s=dict(raw_s), bundle=bundle)
+    return _frozen(FeedMessage, {"u": u, "i": i, "t": "t", "v": v, "d": d, "q": q_value, "g": g, "raw_s": dict(raw_s),
+                                 "bundle": bundle})
 
 
 # ---- apply order ------------------------------------------------------------------------------
@@ -730,6 +796,9 @@ def dependency_order(bundle: SignalBundle) -> list[ParsedSignal | RejectedSignal
     dependency on something outside the bundle) keeps the original order for what is stuck.
     """
     signals = list(bundle.signals)
+    if not any(isinstance(signal, ParsedSignal) and (signal.depends_on_order_ids or signal.depends_on_symbols)
+               for signal in signals):
+        return signals  # nothing waits for anything: bundle order, as below
     provides_orders: dict[str, set[int]] = {}
     provides_symbols: dict[str, set[int]] = {}
     for signal in signals:

@@ -22,6 +22,15 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 ErrorCallback = Callable[[BaseException], None]
+_process_pid = os.getpid()  # kept current in forked children: no getpid() syscall per job
+
+
+def _after_fork_in_child() -> None:
+    global _process_pid
+    _process_pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass
@@ -120,13 +129,13 @@ class LocalWriter:
 
     def _ensure_thread(self) -> None:
         # a forked child has the queue but not the thread: it gets its own
-        if self._thread is not None and self._pid == os.getpid():
+        if self._thread is not None and self._pid == _process_pid:
             return
         with self._start_lock:
-            if self._thread is None or self._pid != os.getpid():
+            if self._thread is None or self._pid != _process_pid:
                 self._queue = queue.SimpleQueue()
                 self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
-                self._pid = os.getpid()
+                self._pid = _process_pid
                 self._thread.start()
 
     def _work(self) -> None:

@@ -86,15 +86,22 @@ class FollowerEngine:
         self.logger = logger or logging.getLogger("RemoteTradingSignalsFollower")
         self.exchange_type = schema.ExchangeType.FUTURE if exchange_manager.is_future else schema.ExchangeType.SPOT
         self._next_sweep = max(_SWEEP_MIN_OPEN_LINKS, 2 * order_map.open_link_count())
+        self._validation: tuple[tuple[Any, ...], schema.ValidationContext] | None = None
 
     # ---- entry point -------------------------------------------------------------------
     def validation_context(self) -> schema.ValidationContext:
-        exchange_type = schema.ExchangeType.FUTURE if self.exchange_manager.is_future else schema.ExchangeType.SPOT
-        return schema.ValidationContext(
-            symbols=exchange_view.known_symbols(self.exchange_manager),
-            exchange_type=exchange_type,
-            strategy_id=self.settings.trading_strategy or None,
-        )
+        """What a message is validated against: my traded pairs, my exchange type, the strategy I follow.
+        Rebuilt whenever one of them changes (checked on every message), else the same object."""
+        is_future = bool(self.exchange_manager.is_future)
+        key = (tuple(self.exchange_manager.exchange_config.traded_symbol_pairs), is_future,
+               self.settings.trading_strategy or None)
+        if self._validation is None or self._validation[0] != key:
+            self._validation = key, schema.ValidationContext(
+                symbols=exchange_view.known_symbols(self.exchange_manager),
+                exchange_type=schema.ExchangeType.FUTURE if is_future else schema.ExchangeType.SPOT,
+                strategy_id=key[2],
+            )
+        return self._validation[1]
 
     async def apply_message(self, raw: Any) -> list[Outcome]:
         """Apply one feed message (dict, JSON text or bytes). Never raises on bad input."""
@@ -152,22 +159,16 @@ class FollowerEngine:
             self._record(ctx, Outcome(ctx.message.u, ctx.message.q, signal.order_id, signal.action,
                                       Result.REJECTED, str(signal.error)))
             return
-        missing = [dep for dep in signal.depends_on_order_ids if dep in ctx.failed_order_ids]
         content = signal.content
         if isinstance(content, schema.PositionSignal):
             await self._edit_leverage(ctx, content)
             return
+        missing = [dep for dep in signal.depends_on_order_ids if dep in ctx.failed_order_ids]
         if missing:
             self._skip_tree(ctx, content, f"depends on leader order {missing[0]}, which was not applied")
             return
-        handler = {
-            schema.OrderAction.CREATE: self._create,
-            schema.OrderAction.EDIT: self._edit,
-            schema.OrderAction.CANCEL: self._cancel,
-            schema.OrderAction.ADD_TO_GROUP: self._add_to_group,
-        }[content.action]
         try:
-            await handler(ctx, content)
+            await getattr(self, _HANDLERS[content.action])(ctx, content)
         except OrderMapStorageError:
             raise  # nothing can be recorded: stop this message, it is applied again once the map works
         except Exception as err:  # an exchange error must not stop the feed: report and go on
@@ -256,11 +257,13 @@ class FollowerEngine:
 
     # ---- risk controls -------------------------------------------------------------------
     def _risk_refusal(self, signal: schema.OrderSignal) -> sizing.Skip | None:
-        """pair_filter (any new copy) and the drawdown stop (entries): the controls that refuse before sizing."""
-        filtered = risk.pair_filter_skip(self._leader_symbol(signal.symbol), signal.symbol, self.settings)
-        if filtered is not None:
-            return filtered
-        if sizing.is_entry(signal, self.exchange_type):
+        """pair_filter (any new copy) and the drawdown stop (entries): the controls that refuse before sizing.
+        A control that is off refuses nothing: its inputs are not even read."""
+        if self.settings.pair_filter:
+            filtered = risk.pair_filter_skip(self._leader_symbol(signal.symbol), signal.symbol, self.settings)
+            if filtered is not None:
+                return filtered
+        if self.settings.drawdown_stop_percent != 0 and sizing.is_entry(signal, self.exchange_type):
             return risk.drawdown_skip(self._drawdown_state(), self.settings)
         return None
 
@@ -658,7 +661,16 @@ class FollowerEngine:
 
     def _log(self, outcome: Outcome) -> None:
         level = logging.INFO if outcome.applied else logging.WARNING
-        self.logger.log(level, "signal %s", outcome.log_line())
+        if self.logger.isEnabledFor(level):  # the line is only built when it is written
+            self.logger.log(level, "signal %s", outcome.log_line())
+
+
+_HANDLERS = {
+    schema.OrderAction.CREATE: "_create",
+    schema.OrderAction.EDIT: "_edit",
+    schema.OrderAction.CANCEL: "_cancel",
+    schema.OrderAction.ADD_TO_GROUP: "_add_to_group",
+}
 
 
 def _group_siblings(signal: schema.OrderSignal) -> list[schema.OrderSignal]:

@@ -74,20 +74,38 @@ async def wait_for_mark_price(exchange_manager: Any, symbol: str, timeout: float
         await asyncio.sleep(PRICE_POLL_S)
 
 
+# (type, value) of the six market status numbers -> their MarketLimits (immutable): the same market status
+# asks for the same six Decimal conversions on every order
+_LIMITS_CACHE: dict[tuple[Any, ...], sizing.MarketLimits] = {}
+_LIMITS_CACHE_SIZE = 256
+
+
 def market_limits(exchange_manager: Any, symbol: str) -> sizing.MarketLimits:
+    """My market's steps and bounds, read from the exchange's market status each time it is asked for."""
     market = exchange_manager.exchange.get_market_status(symbol, with_fixer=False) or {}
     precision = market.get("precision") or {}
     limits = market.get("limits") or {}
     amount = limits.get("amount") or {}
     cost = limits.get("cost") or {}
-    return sizing.MarketLimits(
-        amount_step=_step(precision.get("amount")),
-        price_step=_step(precision.get("price")),
-        min_amount=_limit(amount.get("min")),
-        max_amount=_limit(amount.get("max")),
-        min_cost=_limit(cost.get("min")),
-        max_cost=_limit(cost.get("max")),
+    raw = (precision.get("amount"), precision.get("price"), amount.get("min"), amount.get("max"),
+           cost.get("min"), cost.get("max"))
+    key: tuple[Any, ...] | None = (*map(type, raw), *raw)  # the types too: True == 1, yet only 1 is a number
+    try:
+        cached = _LIMITS_CACHE.get(key)  # type: ignore[arg-type]
+    except TypeError:  # an unhashable value: converted, never remembered
+        cached, key = None, None
+    if cached is not None:
+        return cached
+    result = sizing.MarketLimits(
+        amount_step=_step(raw[0]), price_step=_step(raw[1]),
+        min_amount=_limit(raw[2]), max_amount=_limit(raw[3]),
+        min_cost=_limit(raw[4]), max_cost=_limit(raw[5]),
     )
+    if key is not None:
+        if len(_LIMITS_CACHE) >= _LIMITS_CACHE_SIZE:
+            _LIMITS_CACHE.clear()
+        _LIMITS_CACHE[key] = result
+    return result
 
 
 def futures_max_size(exchange_manager: Any, symbol: str, price: Decimal) -> Decimal | None:

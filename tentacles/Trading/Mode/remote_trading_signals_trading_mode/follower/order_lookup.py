@@ -20,8 +20,11 @@ def find_local(exchange_manager: Any, order_map: OrderMap, leader_order_id: str)
     if local_id is None:
         return None
     orders_manager = exchange_manager.exchange_personal_data.orders_manager
-    order = orders_manager.get_order(local_id) if orders_manager.has_order(local_id) else None
-    return order if order is not None else _find_chained(orders_manager, local_id)
+    try:
+        # one dict access (has_order first would build a set of every open order's id)
+        return orders_manager.get_order(local_id)
+    except KeyError:
+        return _find_chained(orders_manager, local_id)
 
 
 def _find_chained(orders_manager: Any, local_id: str) -> Any:

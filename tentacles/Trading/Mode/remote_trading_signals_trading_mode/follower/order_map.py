@@ -98,6 +98,7 @@ class OrderMap:
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
     _deferred_error: OrderMapWriteError | None = field(default=None, repr=False)  # a save_soon() that failed
     _lazy_timer: asyncio.TimerHandle | None = field(default=None, repr=False)
+    _lazy_loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)  # where add_lazy was done
 
     @classmethod
     def load(cls, path: Path | None) -> OrderMap:
@@ -258,9 +259,12 @@ class OrderMap:
             return
         if self._connection is None:
             raise OrderMapClosed(f"order map {self.path} is closed: this change cannot be recorded")
-        self._writer.add_lazy(self._queue_changes)
+        loop = asyncio.get_running_loop()
+        if self._lazy_loop is not loop:  # registered once per event loop (until close_storage)
+            self._writer.add_lazy(self._queue_changes)
+            self._lazy_loop = loop
         if self._lazy_timer is None:
-            self._lazy_timer = asyncio.get_running_loop().call_later(LAZY_SAVE_SECONDS, self._on_lazy_timer)
+            self._lazy_timer = loop.call_later(LAZY_SAVE_SECONDS, self._on_lazy_timer)
 
     def _on_lazy_timer(self) -> None:
         self._lazy_timer = None
@@ -368,6 +372,7 @@ class OrderMap:
             self._lazy_timer.cancel()
             self._lazy_timer = None
         self._writer.remove_lazy(self._queue_changes)
+        self._lazy_loop = None
         if self._connection is None:
             return
         error: OrderMapWriteError | None = None
