@@ -58,8 +58,9 @@ class Bench:
     usage: dict[str, Any] = field(default_factory=dict)
 
     def process(self) -> psutil.Process:
-        assert self.bot._process is not None
-        return psutil.Process(self.bot._process.pid)
+        if self.bot.pid is None:
+            raise RuntimeError(f"the {self.name} follower bot is not running")
+        return psutil.Process(self.bot.pid)
 
 
 def _cpu_s(process: psutil.Process) -> float:

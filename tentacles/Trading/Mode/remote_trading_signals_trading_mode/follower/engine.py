@@ -59,7 +59,8 @@ class _PendingParent:
 
     @property
     def side(self) -> schema.Side:
-        return self.signal.side or schema.Side.BUY
+        assert self.signal.side is not None  # a create's side is required by the schema (it was placed)
+        return self.signal.side
 
 
 @dataclass
@@ -345,7 +346,8 @@ class FollowerEngine:
         """Chain the leader's additional orders (stop-loss / take-profit...) to my copy: exits keep its size,
         anything else is sized like an entry."""
         attached: list[tuple[schema.OrderSignal, Any, Decimal, str | None]] = []
-        parent = sizing.LinkedParent(parent_signal.order_id, parent_signal.symbol, parent_signal.side or schema.Side.BUY,
+        assert parent_signal.side is not None  # a create's side is required by the schema (it was placed)
+        parent = sizing.LinkedParent(parent_signal.order_id, parent_signal.symbol, parent_signal.side,
                                      parent_signal.quantity)
         for child in parent_signal.additional_orders:
             if parent_signal.order_id not in (child.chained_to, child.bundled_with):
