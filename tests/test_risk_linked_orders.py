@@ -169,3 +169,33 @@ async def test_futures_reduce_only_child_keeps_the_parent_size_and_a_same_side_c
         assert Decimal(outcomes[1].orders[0]["quantity"]) == mine  # the reduce-only stop protects all of it
         added = Decimal(outcomes[2].orders[0]["quantity"])
         assert added < mine * 5 and "max_volume" in outcomes[2].reason, outcomes[2]
+
+
+# ---- a protective exit sent after my copy of its parent filled ---------------------------------------------
+async def test_a_stop_loss_chained_to_a_filled_copy_protects_what_filled():
+    # the leader's market buy fills at once (mine too); its stop-loss comes in a later message
+    entry = sf.create(order_id="MB", order_type="buy_market", quantity=0.01, target_amount="10%")
+    stop = sf.create(order_id="MB-SL", side="sell", order_type="stop_loss", quantity=0.01, limit_price=18000.0,
+                     stop_price=18000.0, target_amount="10%", chained_to="MB")
+    async with follower_on_sim_exchange(spec({"USDT": "1000"})) as f:
+        bought = only(await f.apply(entry))
+        assert bought.result.value == "created", bought.reason
+        assert f.sim.open_orders() == []  # filled
+        held = f.sim.portfolio()["BTC"]["total"]
+        protected = only(await f.apply(stop))
+        assert protected.result.value == "created", protected.reason
+        assert "after my copy of MB filled" in protected.reason
+        # what filled (0.005 BTC), less the fee the exchange took in BTC: never more than I hold
+        assert Decimal(protected.orders[0]["quantity"]) == held == Decimal("0.004995")
+        assert [o.order_type.value for o in f.sim.open_orders()] == ["stop_loss"]
+
+
+async def test_a_same_side_order_chained_to_a_filled_copy_is_an_entry():
+    entry = sf.create(order_id="MB2", order_type="buy_market", quantity=0.001, target_amount="1%")
+    more = sf.create(order_id="MB2-ADD", order_type="buy_limit", quantity=0.05, limit_price=19000.0,
+                     target_amount="50%", chained_to="MB2")
+    async with follower_on_sim_exchange(spec({"USDT": "1000"}), {"max_volume": "10"}) as f:
+        assert only(await f.apply(entry)).result.value == "created"
+        added = only(await f.apply(more))
+        assert added.result.value == "created", added.reason
+        assert Decimal(added.orders[0]["quantity"]) <= Decimal("0.005") and "max_volume" in added.reason

@@ -25,6 +25,7 @@ import octobot_trading.personal_data as personal_data
 from ..core import protocol, risk, sizing
 from ..core import settings as settings_module
 from ..core import signal_schema as schema
+from ..core.decimal_util import plain
 from . import exchange_view, order_builder, order_lookup, symbol_map
 from .order_map import OrderLink, OrderMap, OrderMapStorageError, PendingCreate
 from .outcome import Outcome, Result
@@ -403,18 +404,34 @@ class FollowerEngine:
     async def _create_chained_to_existing(self, ctx: _Context, signal: schema.OrderSignal, parent_id: str) -> None:
         link = self.order_map.links.get(parent_id)
         parent = self._find_local(parent_id)
-        if link is None or parent is None:
+        filled = None
+        if link is not None and parent is None:
+            # my copy is gone from the open orders: what OctoBot traded of it says whether it filled, and how much
+            filled = exchange_view.filled_part(self.exchange_manager, link.local_order_id)
+        if link is None or (parent is None and filled is None):
             self._skip_tree(ctx, signal, f"chained to leader order {parent_id}, which I have not copied")
             return
-        linked_parent = sizing.LinkedParent(parent_id, parent.symbol, schema.Side(parent.side.value),
-                                            Decimal(link.leader_quantity))
-        linked = self._linked_child_plan(signal, linked_parent, Decimal(link.local_quantity))
+        if parent is not None:
+            linked_parent = sizing.LinkedParent(parent_id, parent.symbol, schema.Side(parent.side.value),
+                                                Decimal(link.leader_quantity))
+            my_parent_qty = Decimal(link.local_quantity)
+        else:
+            assert filled is not None
+            side, my_parent_qty = filled
+            linked_parent = sizing.LinkedParent(parent_id, link.symbol, side, Decimal(link.leader_quantity))
+            if self.exchange_type is schema.ExchangeType.SPOT and signal.side is schema.Side.SELL:
+                # a protective sell after the fill never sells more than I hold now (the fee came out of it)
+                my_parent_qty = min(my_parent_qty, exchange_view.holdings(self.exchange_manager, link.symbol)
+                                    .base_available)
+        linked = self._linked_child_plan(signal, linked_parent, my_parent_qty)
         if isinstance(linked, sizing.Skip):
             self._skip_tree(ctx, signal, linked.reason)
             return
         plan, my_price, note = linked
+        if parent is None:
+            note = f"{note}; placed after my copy of {parent_id} filled ({plain(my_parent_qty)} held of it)"
         order = order_builder.build_order(self.exchange_manager, self._strategy(signal), signal, plan, my_price)
-        if parent.is_open() or parent.is_pending_creation():
+        if parent is not None and (parent.is_open() or parent.is_pending_creation()):
             await order_builder.chain(parent, order, signal)
             created = order
         else:

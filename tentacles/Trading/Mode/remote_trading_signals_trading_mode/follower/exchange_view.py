@@ -11,6 +11,7 @@ import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 
 from ..core import risk, sizing
+from ..core.signal_schema import Side
 
 Decimal = decimal.Decimal
 PRICE_POLL_S = 0.2
@@ -78,6 +79,15 @@ async def wait_for_mark_price(exchange_manager: Any, symbol: str, timeout: float
 # asks for the same six Decimal conversions on every order
 _LIMITS_CACHE: dict[tuple[Any, ...], sizing.MarketLimits] = {}
 _LIMITS_CACHE_SIZE = 256
+
+
+def filled_part(exchange_manager: Any, local_order_id: str) -> tuple[Side, Decimal] | None:
+    """The side and the quantity OctoBot traded of my order (its trades), or None when nothing of it filled."""
+    trades = exchange_manager.exchange_personal_data.trades_manager.get_trades(origin_order_id=local_order_id)
+    quantity = sum((Decimal(trade.executed_quantity) for trade in trades), Decimal(0))
+    if not trades or quantity <= 0:
+        return None
+    return Side(trades[0].side.value), quantity
 
 
 def market_limits(exchange_manager: Any, symbol: str) -> sizing.MarketLimits:
