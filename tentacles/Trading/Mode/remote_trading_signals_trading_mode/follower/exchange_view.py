@@ -83,6 +83,8 @@ _LIMITS_CACHE_SIZE = 256
 
 def filled_part(exchange_manager: Any, local_order_id: str) -> tuple[Side, Decimal] | None:
     """The side and the quantity OctoBot traded of my order (its trades), or None when nothing of it filled."""
+    if not local_order_id:  # octobot-trading reads an empty id as "every trade"
+        return None
     trades = exchange_manager.exchange_personal_data.trades_manager.get_trades(origin_order_id=local_order_id)
     quantity = sum((Decimal(trade.executed_quantity) for trade in trades), Decimal(0))
     if not trades or quantity <= 0:
