@@ -12,14 +12,13 @@ import octobot_commons.authentication as authentication
 import octobot_commons.channels_name as channels_name
 import octobot_commons.enums as commons_enums
 import octobot_commons.signals as commons_signals
-import octobot_commons.singleton as singleton
 import octobot_trading.personal_data as personal_data
 import octobot_trading.signals as trading_signals
 import pytest
+from bridge_helpers import restored_authenticator
 from hub_helpers import admin_create_follower, admin_create_strategy, running_hub
 from octobot_signals.feed import bridge as bridge_module
 from octobot_signals.feed.bridge import (
-    FeedAuthenticator,
     HubNotConfigured,
     get_bridge,
     install_bridge,
@@ -36,16 +35,8 @@ SYMBOL = "BTC/USDT"
 
 @pytest.fixture(autouse=True)
 def restore_authenticator() -> Iterator[None]:
-    """The Authenticator singleton is process-global: put back whatever was there."""
-    instances = singleton.Singleton._instances
-    saved = {key: instances.get(key) for key in (authentication.Authenticator, FeedAuthenticator)}
-    yield
-    assert get_bridge() is None, "test must call stop_bridge()"
-    for key, value in saved.items():
-        if value is None:
-            instances.pop(key, None)
-        else:
-            instances[key] = value
+    with restored_authenticator():
+        yield
 
 
 @pytest.fixture

@@ -10,16 +10,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import octobot_commons.authentication as authentication
-import octobot_commons.singleton as singleton
 import octobot_trading.enums as trading_enums
 import octobot_trading.personal_data as personal_data
 import pytest
 from aiohttp import web
+from bridge_helpers import restored_authenticator
 from hub_helpers import DEFAULT_ADMIN_TOKEN, admin_create_strategy
 from octobot_signals.core import protocol
 from octobot_signals.feed import performance_reporter
-from octobot_signals.feed.bridge import FeedAuthenticator, get_bridge, install_bridge, stop_bridge
+from octobot_signals.feed.bridge import install_bridge, stop_bridge
 from octobot_signals.feed.performance_outbox import PerformanceOutbox
 from octobot_signals.feed.performance_publisher import PerformancePublisher
 from octobot_signals.feed.performance_reporter import PerformanceReporter, interval_from_env
@@ -34,15 +33,8 @@ PORTFOLIO = {"USDT": Decimal(10000), "BTC": Decimal("0.5")}
 
 @pytest.fixture(autouse=True)
 def restore_authenticator() -> Iterator[None]:
-    instances = singleton.Singleton._instances
-    saved = {key: instances.get(key) for key in (authentication.Authenticator, FeedAuthenticator)}
-    yield
-    assert get_bridge() is None, "test must call stop_bridge()"
-    for key, value in saved.items():
-        if value is None:
-            instances.pop(key, None)
-        else:
-            instances[key] = value
+    with restored_authenticator():
+        yield
 
 
 @pytest.fixture

@@ -28,13 +28,13 @@ import octobot_commons.authentication as authentication
 import octobot_commons.configuration.fields_utils as fields_utils
 import octobot_commons.signals as commons_signals
 import octobot_commons.signals.signals_emitter as signals_emitter
-import octobot_commons.singleton as singleton
 import octobot_trading.modes as trading_modes
 import octobot_trading.personal_data as personal_data
 import pytest
+from bridge_helpers import restored_authenticator
 from hub_helpers import admin_create_follower, admin_create_strategy, auth, running_hub
 from octobot_signals.feed import publish_card, publishing
-from octobot_signals.feed.bridge import FeedAuthenticator, get_bridge, stop_bridge
+from octobot_signals.feed.bridge import get_bridge, stop_bridge
 from octobot_signals.feed.outbox import Outbox
 from octobot_signals.simulator.sim_exchange import SimExchangeSpec, sim_exchange
 from octobot_trading.enums import TraderOrderType
@@ -47,17 +47,10 @@ SIGNING_KEY = base64.b64encode(bytes(range(32))).decode()
 @pytest.fixture(autouse=True)
 def clean_state() -> Iterator[None]:
     """Authenticator.instance() and AbstractTradingMode are process-global: put them back."""
-    instances = singleton.Singleton._instances
-    saved = {key: instances.get(key) for key in (authentication.Authenticator, FeedAuthenticator)}
-    yield
-    assert get_bridge() is None, "test must call stop_bridge()"
-    publishing.disable()
-    publishing.uninstall_hooks()
-    for key, value in saved.items():
-        if value is None:
-            instances.pop(key, None)
-        else:
-            instances[key] = value
+    with restored_authenticator():
+        yield
+        publishing.disable()
+        publishing.uninstall_hooks()
 
 
 @pytest.fixture

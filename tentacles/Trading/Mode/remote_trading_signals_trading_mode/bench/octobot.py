@@ -15,8 +15,6 @@ import json
 import os
 import platform
 import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -105,13 +103,8 @@ class LiveBench:
         if stock_broker.mosquitto_binary() is None:
             return {"skipped": "Debian's mosquitto is not installed: the stock follower needs it "
                                "(apt-get install -y mosquitto)"}
-        tmp = Path(tempfile.mkdtemp(prefix="octobot-signals-bench-live-"))
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                stack.enter_context(bots.stop_on_sigterm())
-                return await self._run(tmp, stack)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        async with bots.workspace("octobot-signals-bench-live-") as (tmp, stack):
+            return await self._run(tmp, stack)
 
     async def _run(self, tmp: Path, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
         started = time.monotonic()

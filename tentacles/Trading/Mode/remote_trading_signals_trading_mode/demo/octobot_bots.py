@@ -14,11 +14,13 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,6 +72,19 @@ def stop_on_sigterm() -> Iterator[None]:
         yield
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
+
+
+@contextlib.asynccontextmanager
+async def workspace(prefix: str) -> AsyncIterator[tuple[Path, contextlib.AsyncExitStack]]:
+    """A temporary folder for bots and their logs, and an exit stack for what is started in it: on the way out
+    (normal end, Ctrl-C, SIGTERM) everything on the stack is stopped, then the folder removed."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            stack.enter_context(stop_on_sigterm())
+            yield tmp, stack
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def free_port() -> int:

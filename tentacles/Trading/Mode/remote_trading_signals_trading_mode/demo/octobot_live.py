@@ -13,7 +13,6 @@ import contextlib
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,14 +113,9 @@ class LiveDemo:
         self.write(f"[{time.monotonic() - self.started:5.1f}s] {who:<13}| {text}")
 
     async def run(self) -> dict[str, Any]:
-        tmp = Path(tempfile.mkdtemp(prefix="octobot-signals-live-demo-"))
-        self.log("demo", f"working folder {tmp} (the bots' folders and logs; removed at the end)")
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                stack.enter_context(bots.stop_on_sigterm())
-                return await self._run(tmp, stack)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        async with bots.workspace("octobot-signals-live-demo-") as (tmp, stack):
+            self.log("demo", f"working folder {tmp} (the bots' folders and logs; removed at the end)")
+            return await self._run(tmp, stack)
 
     async def _run(self, tmp: Path, stack: contextlib.AsyncExitStack) -> dict[str, Any]:
         version = await asyncio.to_thread(self.install.version)
